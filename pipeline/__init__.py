@@ -1,0 +1,5 @@
+"""pipeline: a columnar backtest pipeline for intraday market bars."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

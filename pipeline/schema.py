@@ -1,0 +1,247 @@
+"""Every table's columns and dtypes, in one place.
+
+Timestamps are tz-aware ``Datetime("us", "UTC")`` everywhere. ``ts`` is the bar's
+open; daily bars are labelled by their session date at 00:00 UTC and weekly bars
+by the Monday of their week. ``symbol`` is a String on disk and a ``pl.Enum`` of the
+run's universe in memory (zero-copy into DuckDB); use `with_symbols` to get the
+in-memory form of a schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import polars as pl
+
+TS = pl.Datetime("us", "UTC")
+PRICE = pl.Float64
+
+OHLCV: dict[str, pl.DataType] = {
+    "open": PRICE,
+    "high": PRICE,
+    "low": PRICE,
+    "close": PRICE,
+    "volume": pl.Float64(),
+}
+
+#: Columns of a bar file in the store (symbol and interval live in the path).
+STORED_BARS = pl.Schema({"ts": TS, **OHLCV})
+
+#: Bars of one interval for many symbols, as the store returns them.
+BARS = pl.Schema({"symbol": pl.String(), "ts": TS, **OHLCV})
+
+#: Bars in the catalog (`history_bars`, `session_bars`): every interval in one table.
+CATALOG_BARS = pl.Schema(
+    {
+        "symbol": pl.String(),
+        "interval": pl.String(),
+        "ts": TS,
+        **OHLCV,
+        "ts_close": TS,
+        "available_at": TS,
+        "n_src": pl.UInt32(),
+        "complete": pl.Boolean(),
+    }
+)
+
+#: Indicator values, historical and session (`indicators`).
+INDICATORS = pl.Schema(
+    {
+        "symbol": pl.String(),
+        "name": pl.String(),
+        "interval": pl.String(),
+        "ts": TS,
+        "value": pl.Float64(),
+        "available_at": TS,
+    }
+)
+
+#: Quality per symbol x interval x session (`quality`).
+QUALITY = pl.Schema(
+    {
+        "symbol": pl.String(),
+        "interval": pl.String(),
+        "session": pl.Date(),
+        "expected": pl.UInt32(),
+        "present": pl.UInt32(),
+        "quality": pl.Float64(),
+        "complete": pl.Boolean(),
+    }
+)
+
+#: Runs of missing slots (`gaps`): ``start`` is the first missing slot's open,
+#: ``end`` the close of the last missing slot (exclusive end of the gap).
+GAPS = pl.Schema(
+    {
+        "symbol": pl.String(),
+        "interval": pl.String(),
+        "session": pl.Date(),
+        "start": TS,
+        "end": TS,
+        "missing": pl.UInt32(),
+    }
+)
+
+#: Exchange sessions from the calendar. Break columns are null where there is no break.
+CALENDAR_SESSIONS = pl.Schema(
+    {
+        "session": pl.Date(),
+        "open": TS,
+        "close": TS,
+        "break_start": TS,
+        "break_end": TS,
+        "early_close": pl.Boolean(),
+    }
+)
+
+#: Expected bar slots: one row per bar open inside regular hours.
+SLOTS = pl.Schema({"session": pl.Date(), "ts": TS})
+
+#: What the store holds (`pipeline data list`).
+INVENTORY = pl.Schema(
+    {
+        "interval": pl.String(),
+        "symbol": pl.String(),
+        "first": TS,
+        "last": TS,
+        "rows": pl.UInt64(),
+        "files": pl.UInt32(),
+    }
+)
+
+#: Per-session figures of a run (`sessions`).
+SESSIONS = pl.Schema(
+    {
+        "run_id": pl.String(),
+        "session": pl.Date(),
+        "phase": pl.String(),
+        "bars": pl.UInt64(),
+        "seconds": pl.Float64(),
+        "quality": pl.Float64(),
+    }
+)
+
+#: Per-run figures (`runs`).
+RUNS = pl.Schema(
+    {
+        "run_id": pl.String(),
+        "name": pl.String(),
+        "started": TS,
+        "sessions": pl.UInt32(),
+        "bars": pl.UInt64(),
+        "seconds": pl.Float64(),
+        "peak_memory_mb": pl.Float64(),
+    }
+)
+
+#: The analysis engine's record.
+ORDERS = pl.Schema(
+    {
+        "run_id": pl.String(),
+        "order_id": pl.UInt64(),
+        "symbol": pl.String(),
+        "ts": TS,
+        "side": pl.String(),
+        "kind": pl.String(),
+        "quantity": pl.Float64(),
+        "limit_price": pl.Float64(),
+        "stop_price": pl.Float64(),
+        "status": pl.String(),
+        "reason": pl.String(),
+    }
+)
+FILLS = pl.Schema(
+    {
+        "run_id": pl.String(),
+        "order_id": pl.UInt64(),
+        "symbol": pl.String(),
+        "ts": TS,
+        "side": pl.String(),
+        "quantity": pl.Float64(),
+        "price": pl.Float64(),
+        "commission": pl.Float64(),
+    }
+)
+TRADES = pl.Schema(
+    {
+        "run_id": pl.String(),
+        "symbol": pl.String(),
+        "entry_ts": TS,
+        "exit_ts": TS,
+        "quantity": pl.Float64(),
+        "entry_price": pl.Float64(),
+        "exit_price": pl.Float64(),
+        "pnl": pl.Float64(),
+        "return": pl.Float64(),
+        "bars_held": pl.UInt32(),
+    }
+)
+POSITIONS = pl.Schema(
+    {
+        "run_id": pl.String(),
+        "symbol": pl.String(),
+        "ts": TS,
+        "quantity": pl.Float64(),
+        "avg_price": pl.Float64(),
+        "market_value": pl.Float64(),
+    }
+)
+EQUITY = pl.Schema(
+    {
+        "run_id": pl.String(),
+        "ts": TS,
+        "cash": pl.Float64(),
+        "equity": pl.Float64(),
+        "drawdown": pl.Float64(),
+    }
+)
+
+#: The catalog's tables by their fixed names (DESIGN section 3).
+CATALOG_TABLES: dict[str, pl.Schema] = {
+    "history_bars": CATALOG_BARS,
+    "session_bars": CATALOG_BARS,
+    "indicators": INDICATORS,
+    "quality": QUALITY,
+    "gaps": GAPS,
+    "orders": ORDERS,
+    "fills": FILLS,
+    "trades": TRADES,
+    "positions": POSITIONS,
+    "equity": EQUITY,
+    "sessions": SESSIONS,
+    "runs": RUNS,
+}
+
+
+def symbol_dtype(symbols: Iterable[str]) -> pl.Enum:
+    """Return the in-memory symbol dtype for a universe: an Enum of the sorted symbols."""
+    return pl.Enum(sorted(set(symbols)))
+
+
+def with_symbols(schema: Mapping[str, pl.DataType], symbols: Iterable[str]) -> pl.Schema:
+    """Return `schema` with its ``symbol`` column typed as the universe's Enum."""
+    enum = symbol_dtype(symbols)
+    return pl.Schema({k: (enum if k == "symbol" else v) for k, v in schema.items()})
+
+
+def empty(schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """Return an empty frame with `schema`."""
+    return pl.DataFrame(schema=dict(schema))
+
+
+def check(frame: pl.LazyFrame | pl.DataFrame, schema: Mapping[str, pl.DataType], what: str) -> None:
+    """Raise `SchemaMismatchError` when `frame` lacks a column of `schema` or has the wrong dtype.
+
+    Uses ``collect_schema()``, which does not run the query. Enum and String symbol
+    columns are both accepted where the schema says String.
+    """
+    actual = frame.collect_schema()
+    for name, dtype in schema.items():
+        got = actual.get(name)
+        ok = got == dtype or (dtype == pl.String and isinstance(got, pl.Enum))
+        if not ok:
+            raise SchemaMismatchError(f"{what}: column {name!r} should be {dtype}, found {got}.")
+
+
+class SchemaMismatchError(AssertionError):
+    """A stage produced a frame of the wrong shape: a bug in the pipeline, not in the input."""
