@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import total_ordering
 
@@ -39,7 +40,7 @@ class Interval:
 
     @classmethod
     def parse(cls, text: str | Interval) -> Interval:
-        """Parse ``30s``, ``1m``, ``5m``, ``1h``, ``1d``, ``1w`` ...; raise `IntervalError` otherwise."""
+        """Parse ``30s``, ``1m``, ``1h``, ``1d``, ``1w`` ...; raise `IntervalError` otherwise."""
         if isinstance(text, Interval):
             return text
         match = _PATTERN.match(str(text)) if isinstance(text, str) else None
@@ -130,7 +131,9 @@ class Interval:
         return f"{self.count}{self.unit}"
 
 
-def base_interval(requested: list[str] | list[Interval], available: list[str] | list[Interval]) -> Interval:
+def base_interval(
+    requested: Sequence[str | Interval], available: Sequence[str | Interval]
+) -> Interval:
     """Pick the interval to stream: the finest available one every requested interval derives from.
 
     Raise `IntervalError` naming the requested intervals that no available interval

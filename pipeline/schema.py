@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 import polars as pl
 
 TS = pl.Datetime("us", "UTC")
-PRICE = pl.Float64
+PRICE = pl.Float64()
 
 OHLCV: dict[str, pl.DataType] = {
     "open": PRICE,
