@@ -1,0 +1,392 @@
+"""The bar store: Hive-partitioned Parquet under a data root.
+
+Layout: ``<root>/bars/interval=1m/symbol=AAPL/year=2024/part-0.parquet``, one file per
+interval, symbol and UTC year, rows sorted by ``ts``, row groups of ~100k rows. The
+symbol and interval live in the path, not in the file.
+
+Reads compute exact file paths from (interval, symbols, years) instead of listing
+directories. Writes are all-or-nothing: every partition is written to a temporary
+file beside its target, then a journal naming the renames is written, then the
+renames happen and the journal is removed. A crash before the journal exists
+leaves only temporary files, which the next write removes; a crash after it is
+rolled forward by the next write. One writer at a time holds ``<root>/.lock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipeline import schema
+from pipeline.errors import DataNotFoundError, InputError, StoreError
+from pipeline.intervals import Interval
+
+log = logging.getLogger(__name__)
+
+_SYMBOL = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9._\-^=+]{0,31}$")
+_ROW_GROUP = 100_000
+_TMP_SUFFIX = ".tmp"
+_JOURNAL = ".journal.json"
+_PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+def validate_symbol(symbol: str) -> str:
+    """Return `symbol` when it is safe as a path component; raise `InputError` otherwise.
+
+    A symbol is 1-32 characters of letters, digits and ``. _ - ^ = +``, starting with
+    a letter, digit or ``^``, and is never ``..``-like (so ``../x`` and ``a/b`` are refused).
+
+    Examples
+    --------
+    >>> validate_symbol("BRK.B")
+    'BRK.B'
+    """
+    if not isinstance(symbol, str) or not _SYMBOL.match(symbol) or ".." in symbol:
+        raise InputError(
+            f"Symbol {symbol!r} is not valid: use 1-32 letters, digits or '. _ - ^ = +', "
+            "starting with a letter, digit or ^ (no path separators, no '..')."
+        )
+    return symbol
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """What one `Store.write` did."""
+
+    interval: str
+    symbols: tuple[str, ...]
+    rows_in: int
+    rows_added: int
+    rows_replaced: int
+    rows_unchanged: int
+    partitions: int
+
+
+class Store:
+    """A bar store rooted at a directory.
+
+    Examples
+    --------
+    >>> store = Store("data")  # doctest: +SKIP
+    >>> store.read("1m", ["ACME"], dt.date(2024, 7, 1)).collect()  # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.bars_dir = self.root / "bars"
+
+    # ----------------------------------------------------------------- paths
+    def partition_path(self, interval: Interval | str, symbol: str, year: int) -> Path:
+        """Return the file that holds `symbol`'s bars of `interval` for a UTC `year`."""
+        iv = Interval.parse(interval)
+        return (
+            self.bars_dir
+            / f"interval={iv}"
+            / f"symbol={validate_symbol(symbol)}"
+            / f"year={year}"
+            / "part-0.parquet"
+        )
+
+    def intervals(self) -> list[Interval]:
+        """Return the stored intervals, finest first."""
+        if not self.bars_dir.is_dir():
+            return []
+        found = [p.name.removeprefix("interval=") for p in self.bars_dir.glob("interval=*")]
+        return sorted(
+            Interval.parse(f) for f in found if _has_files(self.bars_dir / f"interval={f}")
+        )
+
+    def symbols(self, interval: Interval | str) -> list[str]:
+        """Return the symbols stored for `interval`, sorted."""
+        base = self.bars_dir / f"interval={Interval.parse(interval)}"
+        if not base.is_dir():
+            return []
+        return sorted(
+            p.name.removeprefix("symbol=") for p in base.glob("symbol=*") if _has_files(p)
+        )
+
+    def _years(self, interval: Interval, symbol: str) -> list[int]:
+        folder = self.partition_path(interval, symbol, 0).parent.parent
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.name.removeprefix("year=")) for p in folder.glob("year=*"))
+
+    # ------------------------------------------------------------------ read
+    def read(
+        self,
+        interval: Interval | str,
+        symbols: Sequence[str] | None = None,
+        start: dt.date | dt.datetime | None = None,
+        end: dt.date | dt.datetime | None = None,
+    ) -> pl.LazyFrame:
+        """Return stored bars as a lazy frame (`schema.BARS`), sorted by (symbol, ts).
+
+        `start` is inclusive and `end` exclusive when they are datetimes (tz-aware);
+        a `date` means midnight UTC, and an `end` date is inclusive (the whole UTC day).
+        Only the files that can hold the range are scanned, and the ``ts`` filter is
+        pushed down to Parquet row groups. Unknown symbols raise `DataNotFoundError`.
+        """
+        iv = Interval.parse(interval)
+        lo, hi = _bound(start, upper=False), _bound(end, upper=True)
+        wanted = list(symbols) if symbols is not None else self.symbols(iv)
+        scans = [self._scan_symbol(iv, s, lo, hi) for s in wanted]
+        frames = [f for f in scans if f is not None]
+        if not frames:
+            return schema.empty(schema.BARS).lazy()
+        out = pl.concat(frames, how="vertical")
+        if lo is not None:
+            out = out.filter(pl.col("ts") >= lo)
+        if hi is not None:
+            out = out.filter(pl.col("ts") < hi)
+        return out
+
+    def _scan_symbol(
+        self, iv: Interval, symbol: str, lo: dt.datetime | None, hi: dt.datetime | None
+    ) -> pl.LazyFrame | None:
+        years = self._years(iv, symbol)
+        if not years:
+            raise DataNotFoundError(_unknown_symbol(symbol, iv, self.symbols(iv)))
+        first = lo.year if lo is not None else years[0]
+        last = (hi - dt.timedelta(microseconds=1)).year if hi is not None else years[-1]
+        paths = [self.partition_path(iv, symbol, y) for y in years if first <= y <= last]
+        if not paths:
+            return None
+        scan = pl.scan_parquet(paths, schema=schema.STORED_BARS)
+        return scan.select(pl.lit(symbol, pl.String).alias("symbol"), *schema.STORED_BARS)
+
+    def inventory(self) -> pl.DataFrame:
+        """Return what the store holds per interval and symbol (`schema.INVENTORY`)."""
+        rows = []
+        for iv in self.intervals():
+            for symbol in self.symbols(iv):
+                paths = [self.partition_path(iv, symbol, y) for y in self._years(iv, symbol)]
+                stats = (
+                    pl.scan_parquet(paths, schema=schema.STORED_BARS)
+                    .select(first=pl.col("ts").min(), last=pl.col("ts").max(), rows=pl.len())
+                    .collect()
+                    .row(0, named=True)
+                )
+                rows.append({"interval": str(iv), "symbol": symbol, **stats, "files": len(paths)})
+        return (
+            pl.DataFrame(rows, schema=schema.INVENTORY, orient="row")
+            if rows
+            else (schema.empty(schema.INVENTORY))
+        )
+
+    # ----------------------------------------------------------------- write
+    def write(
+        self, interval: Interval | str, bars: pl.DataFrame, *, replace: bool = False
+    ) -> WriteReport:
+        """Merge `bars` (`schema.BARS`, any order) into the store, all or nothing.
+
+        Identical duplicates of stored rows are dropped. A row whose (symbol, ts) is
+        stored with other values is a conflict: `InputError` unless `replace`, in which
+        case the incoming row wins. Nothing is changed when anything fails.
+        """
+        iv = Interval.parse(interval)
+        schema.check(bars, schema.BARS, "bars to write")
+        for symbol in bars["symbol"].unique().to_list():
+            validate_symbol(symbol)
+        with self._lock():
+            self.recover()
+            staged, report = self._stage_all(iv, bars, replace=replace)
+            self._commit(staged)
+        return report
+
+    def _stage_all(
+        self, iv: Interval, bars: pl.DataFrame, *, replace: bool
+    ) -> tuple[list[tuple[Path, Path]], WriteReport]:
+        bars = bars.with_columns(pl.col("symbol").cast(pl.String), _year=pl.col("ts").dt.year())
+        staged: list[tuple[Path, Path]] = []
+        counts = {"added": 0, "replaced": 0, "unchanged": 0}
+        try:
+            for (symbol, year), part in bars.partition_by(
+                ["symbol", "_year"], as_dict=True, maintain_order=True
+            ).items():
+                target = self.partition_path(iv, str(symbol), int(str(year)))
+                merged, added, replaced = _merge(target, part.drop("symbol", "_year"), replace)
+                counts["added"] += added
+                counts["replaced"] += replaced
+                counts["unchanged"] += part.height - added - replaced
+                if added or replaced:
+                    staged.append((_stage(target, merged), target))
+        except BaseException:
+            _remove(tmp for tmp, _ in staged)
+            raise
+        report = WriteReport(
+            interval=str(iv),
+            symbols=tuple(sorted(bars["symbol"].unique().to_list())),
+            rows_in=bars.height,
+            rows_added=counts["added"],
+            rows_replaced=counts["replaced"],
+            rows_unchanged=counts["unchanged"],
+            partitions=len(staged),
+        )
+        return staged, report
+
+    def _commit(self, staged: list[tuple[Path, Path]]) -> None:
+        if not staged:
+            return
+        journal = self.root / _JOURNAL
+        entries = [
+            [str(tmp.relative_to(self.root)), str(dst.relative_to(self.root))]
+            for tmp, dst in staged
+        ]
+        try:
+            _write_atomic(journal, json.dumps(entries).encode())
+        except OSError as exc:
+            _remove(tmp for tmp, _ in staged)
+            raise StoreError(_os_message(exc, self.root)) from exc
+        self.recover()
+
+    def recover(self) -> None:
+        """Finish an interrupted write (roll its journal forward) and remove stray temp files."""
+        journal = self.root / _JOURNAL
+        if journal.exists():
+            entries = json.loads(journal.read_text())
+            for tmp, dst in entries:
+                if (self.root / tmp).exists():
+                    os.replace(self.root / tmp, self.root / dst)
+            _fsync_dir(self.root)
+            journal.unlink()
+        if self.bars_dir.is_dir():
+            _remove(self.bars_dir.glob(f"**/*{_TMP_SUFFIX}"))
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / ".lock", "a+b")  # noqa: SIM115 - held for the block
+        except OSError as exc:
+            raise StoreError(_os_message(exc, self.root)) from exc
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise StoreError(
+                    f"Another import is writing to the store at '{self.root}'. Wait for it to "
+                    "finish and run this one again."
+                ) from exc
+            yield
+        finally:
+            handle.close()
+
+
+# --------------------------------------------------------------------- helpers
+def _has_files(folder: Path) -> bool:
+    return any(folder.glob("**/part-0.parquet"))
+
+
+def _bound(value: dt.date | dt.datetime | None, *, upper: bool) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise InputError(
+                f"Time {value.isoformat()} has no time zone: pass an aware datetime or a date."
+            )
+        return value.astimezone(dt.UTC)
+    day = value + dt.timedelta(days=1) if upper else value
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def _unknown_symbol(symbol: str, iv: Interval, stored: list[str]) -> str:
+    from pipeline.errors import closest
+
+    hint = closest(symbol, stored) if stored else "the store holds no symbols at this interval"
+    return (
+        f"No {iv} bars stored for symbol {symbol!r} ({hint}). Import them with "
+        f"`pipeline data import FILE --interval {iv} --symbol {symbol}`."
+    )
+
+
+def _merge(target: Path, new: pl.DataFrame, replace: bool) -> tuple[pl.DataFrame, int, int]:
+    """Merge new rows of one partition with the stored file; return (merged, added, replaced)."""
+    new = new.unique(subset="ts", keep="first").select(schema.STORED_BARS.names())
+    if not target.exists():
+        return new.sort("ts"), new.height, 0
+    old = pl.read_parquet(target, schema=schema.STORED_BARS)
+    both = new.join(old, on="ts", how="inner", suffix="_old")
+    differs = pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_old")) for c in _PRICE_COLUMNS)
+    conflicts = both.filter(differs)
+    if conflicts.height and not replace:
+        raise InputError(_conflict_message(target, conflicts))
+    kept = old.join(new.select("ts"), on="ts", how="anti")
+    merged = pl.concat([kept, new]).sort("ts")
+    added = new.height - both.height
+    return merged, added, conflicts.height
+
+
+def _conflict_message(target: Path, conflicts: pl.DataFrame) -> str:
+    symbol = target.parent.parent.name.removeprefix("symbol=")
+    first = conflicts.sort("ts").head(3)
+    shown = "; ".join(
+        f"{r['ts']:%Y-%m-%d %H:%M:%S} UTC stored close {r['close_old']} vs new {r['close']}"
+        for r in first.iter_rows(named=True)
+    )
+    return (
+        f"{conflicts.height} bar(s) of {symbol} conflict with stored bars at the same time "
+        f"({shown}). Pass --replace to overwrite the stored bars, or fix the file."
+    )
+
+
+def _stage(target: Path, frame: pl.DataFrame) -> Path:
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(tmp, row_group_size=_ROW_GROUP, statistics=True)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        _remove([tmp])
+        raise StoreError(_os_message(exc, target)) from exc
+    return tmp
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + _TMP_SUFFIX)
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(paths: Iterator[Path] | Sequence[Path]) -> None:
+    for path in list(paths):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _os_message(exc: OSError, where: Path) -> str:
+    if exc.errno == errno.ENOSPC:
+        what = "the disk is full"
+        fix = "free some space and import again"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        what = "permission denied"
+        fix = "check that you can write to the data root, or pass --root DIR"
+    else:
+        what = exc.strerror or str(exc)
+        fix = "check the data root and import again"
+    return f"Cannot write to the store at '{where}': {what}. Nothing was changed; {fix}."
