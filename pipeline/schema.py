@@ -69,8 +69,23 @@ QUALITY = pl.Schema(
     }
 )
 
+#: Quality over a window of sessions, per symbol and interval (`quality.summarise`).
+QUALITY_SUMMARY = pl.Schema(
+    {
+        "symbol": pl.String(),
+        "interval": pl.String(),
+        "sessions": pl.UInt32(),
+        "expected": pl.UInt64(),
+        "present": pl.UInt64(),
+        "quality": pl.Float64(),
+        "incomplete": pl.UInt32(),
+    }
+)
+
+
 #: Runs of missing slots (`gaps`): ``start`` is the first missing slot's open,
-#: ``end`` the close of the last missing slot (exclusive end of the gap).
+#: ``end`` that of the last missing slot plus one interval (a gap ending in a slot cut
+#: short by the close or a break reaches past it).
 GAPS = pl.Schema(
     {
         "symbol": pl.String(),

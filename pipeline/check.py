@@ -1,0 +1,126 @@
+"""The store's data check: quality and gaps of stored bars against the exchange calendar.
+
+For every stored interval and symbol, the sessions between the symbol's first and
+last bar are compared with the calendar's expected slots (`pipeline.quality`).
+This module composes the lazy stages and is the one place here that collects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from pipeline import calendar, quality, schema
+from pipeline.intervals import Interval
+from pipeline.store import Store
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Quality per symbol/interval/session, its summary, and the gaps."""
+
+    sessions: pl.DataFrame
+    summary: pl.DataFrame
+    gaps: pl.DataFrame
+
+
+def check_store(
+    store: Store,
+    mic: str = "XNYS",
+    *,
+    intervals: Sequence[str] | None = None,
+    symbols: Sequence[str] | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> CheckResult:
+    """Return quality and gaps for the stored bars, per symbol, interval and session.
+
+    Each symbol is checked over the sessions from its first to its last stored bar
+    (clipped to `start`/`end`), so data that simply begins later is not a gap.
+    """
+    wanted = [Interval.parse(i) for i in intervals] if intervals else store.intervals()
+    per_session, gaps = [], []
+    for iv in wanted:
+        names = list(symbols) if symbols else store.symbols(iv)
+        if not names:
+            continue
+        bars = store.read(iv, names, start, end).collect()
+        if bars.is_empty():
+            continue
+        q, g = _check_interval(bars, iv, mic, start, end)
+        per_session.append(q)
+        gaps.append(g)
+    sessions_frame = _concat(per_session, _SESSION_SCHEMA)
+    return CheckResult(
+        sessions=sessions_frame,
+        summary=quality.summarise(sessions_frame.drop("early_close").lazy()).collect(),
+        gaps=_concat(gaps, schema.GAPS),
+    )
+
+
+_SESSION_SCHEMA = pl.Schema({**schema.QUALITY, "early_close": pl.Boolean()})
+
+
+def _check_interval(
+    bars: pl.DataFrame, iv: Interval, mic: str, start: dt.date | None, end: dt.date | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    stamps = bars.group_by("symbol").agg(first=pl.col("ts").min(), last=pl.col("ts").max())
+    lo = _day(stamps["first"].min()) - dt.timedelta(days=1)
+    hi = _day(stamps["last"].max()) + dt.timedelta(days=1)
+    sessions = calendar.sessions(mic, max(lo, start or lo), min(hi, end or hi))
+    if sessions.is_empty():
+        return schema.empty(_SESSION_SCHEMA), schema.empty(schema.GAPS)
+    ranges = _session_ranges(stamps, sessions, iv)
+    slots = calendar.slots(sessions, iv)
+    in_range = (pl.col("session") >= pl.col("first")) & (pl.col("session") <= pl.col("last"))
+    q = (
+        quality.quality(bars.lazy(), slots, str(iv))
+        .join(ranges.lazy().with_columns(pl.col("symbol").cast(pl.String)), on="symbol")
+        .filter(in_range)
+        .join(sessions.lazy().select("session", "early_close"), on="session", how="left")
+        .select(*_SESSION_SCHEMA.names())
+    )
+    g = (
+        quality.gaps(bars.lazy(), slots, str(iv))
+        .join(ranges.lazy().with_columns(pl.col("symbol").cast(pl.String)), on="symbol")
+        .filter(in_range)
+        .select(*schema.GAPS.names())
+    )
+    return (
+        q.sort("symbol", "session").collect(engine="in-memory"),
+        g.sort("symbol", "start").collect(engine="in-memory"),
+    )
+
+
+def _day(value: object) -> dt.date:
+    assert isinstance(value, dt.datetime)
+    return value.date()
+
+
+def _session_ranges(stamps: pl.DataFrame, sessions: pl.DataFrame, iv: Interval) -> pl.DataFrame:
+    """Return each symbol's first and last session from its first and last bar.
+
+    Intraday bars belong to sessions by the clock: the first session is the first one
+    that closes after the first bar, the last the last one that opens before the last
+    bar (a 20:00 ET post-market bar is on the next UTC date but in that day's session).
+    Daily and weekly bars carry their date.
+    """
+    if not iv.is_intraday:
+        return stamps.select(
+            "symbol", first=pl.col("first").dt.date(), last=pl.col("last").dt.date()
+        )
+    days = sessions["session"]
+    first = sessions["close"].search_sorted(stamps["first"], side="right")
+    last = sessions["open"].search_sorted(stamps["last"], side="right") - 1
+    return stamps.select(
+        "symbol",
+        first=days.gather(first.clip(0, days.len() - 1)),
+        last=days.gather(last.clip(0, days.len() - 1)),
+    )
+
+
+def _concat(frames: list[pl.DataFrame], shape: pl.Schema) -> pl.DataFrame:
+    return pl.concat(frames) if frames else schema.empty(shape)
