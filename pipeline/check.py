@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipeline import calendar, quality, schema
+from pipeline.errors import DataNotFoundError
 from pipeline.intervals import Interval
 from pipeline.store import Store
 
@@ -41,12 +42,20 @@ def check_store(
     Each symbol is checked over the sessions from its first to its last stored bar
     (clipped to `start`/`end`), so data that simply begins later is not a gap.
     """
-    wanted = [Interval.parse(i) for i in intervals] if intervals else store.intervals()
+    stored = store.intervals()
+    if not stored:
+        raise DataNotFoundError(
+            f"The store at '{store.root}' holds no bars. Import some with `pipeline data import "
+            "FILE --interval 1m ...`, or pass --root DIR to point at another store."
+        )
+    wanted = [Interval.parse(i) for i in intervals] if intervals else stored
+    for iv in wanted:
+        if iv not in stored:
+            have = ", ".join(str(s) for s in stored)
+            raise DataNotFoundError(f"No {iv} bars are stored (stored: {have}).")
     per_session, gaps = [], []
     for iv in wanted:
         names = list(symbols) if symbols else store.symbols(iv)
-        if not names:
-            continue
         bars = store.read(iv, names, start, end).collect()
         if bars.is_empty():
             continue

@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,15 +195,31 @@ class Store:
         stored with other values is a conflict: `InputError` unless `replace`, in which
         case the incoming row wins. Nothing is changed when anything fails.
         """
-        iv = Interval.parse(interval)
-        schema.check(bars, schema.BARS, "bars to write")
-        for symbol in bars["symbol"].unique().to_list():
-            validate_symbol(symbol)
+        return self.write_many({str(Interval.parse(interval)): bars}, replace=replace)[0]
+
+    def write_many(
+        self, batches: Mapping[str, pl.DataFrame], *, replace: bool = False
+    ) -> list[WriteReport]:
+        """Merge bars of several intervals (interval -> bars) in one all-or-nothing write."""
+        parsed = {Interval.parse(iv): bars for iv, bars in batches.items()}
+        for bars in parsed.values():
+            schema.check(bars, schema.BARS, "bars to write")
+            for symbol in bars["symbol"].unique().to_list():
+                validate_symbol(symbol)
         with self._lock():
             self.recover()
-            staged, report = self._stage_all(iv, bars, replace=replace)
+            staged: list[tuple[Path, Path]] = []
+            reports = []
+            try:
+                for iv, bars in parsed.items():
+                    files, report = self._stage_all(iv, bars, replace=replace)
+                    staged += files
+                    reports.append(report)
+            except BaseException:
+                _remove(tmp for tmp, _ in staged)
+                raise
             self._commit(staged)
-        return report
+        return reports
 
     def _stage_all(
         self, iv: Interval, bars: pl.DataFrame, *, replace: bool

@@ -236,3 +236,18 @@ def test_journal_lists_relative_paths(tmp_path: Path, monkeypatch: pytest.Monkey
     entries = json.loads((tmp_path / ".journal.json").read_text())
     assert all(not os.path.isabs(p) for pair in entries for p in pair)
     assert store_module._JOURNAL == ".journal.json"
+
+
+def test_write_many_is_all_or_nothing_across_intervals(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.write("1d", bars(start=dt.datetime(2024, 7, 1, tzinfo=dt.UTC), n=1))
+    before = snapshot(tmp_path)
+    daily_conflict = bars(start=dt.datetime(2024, 7, 1, tzinfo=dt.UTC), n=1, close=1.9)
+    with pytest.raises(InputError, match="conflict"):
+        store.write_many({"1m": bars(), "1d": daily_conflict})
+    assert snapshot(tmp_path) == before
+    reports = store.write_many({"1m": bars(), "1d": daily_conflict}, replace=True)
+    assert [(r.interval, r.rows_added, r.rows_replaced) for r in reports] == [
+        ("1m", 5, 0),
+        ("1d", 0, 1),
+    ]

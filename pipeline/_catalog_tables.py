@@ -1,0 +1,349 @@
+"""Private helpers of `pipeline.catalog`: frame conforming, the session index, SQL guards.
+
+The only module-level state is `SINGLETON`, the process-wide slot of the catalog. It
+lives here (always imported under its canonical name) so that even a second import of
+``catalog.py`` under another module name finds the same instance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from pipeline import schema
+from pipeline.errors import ConfigError, QueryError, closest
+from pipeline.intervals import Interval
+
+T = TypeVar("T")
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
+OPTIONAL_BAR_FIELDS = ("ts_close", "available_at", "n_src", "complete")
+SORT = ["available_at", "symbol", "interval"]
+_SHOWN_SYMBOLS = 20
+
+
+@dataclass
+class Slot(Generic[T]):
+    """A lazily filled, lock-protected slot for one process-wide object."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    value: T | None = None
+
+
+SINGLETON: Slot[Any] = Slot()
+
+
+def universe_text(universe: Sequence[str]) -> str:
+    """Return the universe as a short list for messages (the first 20 symbols and a count)."""
+    shown = ", ".join(universe[:_SHOWN_SYMBOLS])
+    more = len(universe) - _SHOWN_SYMBOLS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def unknown_symbols(symbols: Sequence[str], universe: Sequence[str], where: str) -> str:
+    """Build the message for symbols outside the run's universe."""
+    names = ", ".join(repr(s) for s in symbols[:_SHOWN_SYMBOLS])
+    hint = closest(symbols[0], list(universe))
+    hint = hint[0].upper() + hint[1:] + " " if hint.startswith("did you mean") else ""
+    return (
+        f"{where}: symbol {names} is not in the run's universe ({universe_text(universe)}). "
+        f"{hint}Add it to the universe or fix the symbol."
+    )
+
+
+def interval_key(interval: str | Interval) -> str:
+    """Return the canonical text of an interval (``60m`` -> ``1h``)."""
+    return str(Interval.parse(interval))
+
+
+def conform(
+    frame: pl.DataFrame, table_schema: Mapping[str, pl.DataType], enum: pl.Enum | None, what: str
+) -> pl.DataFrame:
+    """Return `frame` with exactly the columns of `table_schema`, symbols in the universe dtype.
+
+    Raise `SchemaMismatchError` on a missing, mistyped or extra column and `ConfigError`
+    on a symbol outside the universe.
+    """
+    schema.check(frame, table_schema, what)
+    extra = [c for c in frame.columns if c not in table_schema]
+    if extra:
+        raise schema.SchemaMismatchError(
+            f"{what}: unexpected columns {extra}; a catalog table holds exactly the columns "
+            "that schema.py gives it."
+        )
+    have = frame.schema
+    strings = [
+        pl.col(c).cast(pl.String)
+        for c, dtype in table_schema.items()
+        if dtype == pl.String and have[c] != pl.String and c != "symbol"
+    ]
+    frame = frame.select(list(table_schema)).with_columns(strings)
+    return cast_symbols(frame, enum, what)
+
+
+def cast_symbols(frame: pl.DataFrame, enum: pl.Enum | None, what: str) -> pl.DataFrame:
+    """Cast the ``symbol`` column to the universe Enum (String when there is no universe)."""
+    if "symbol" not in frame.columns:
+        return frame
+    target: pl.DataType = pl.String() if enum is None else enum
+    if frame.schema["symbol"] == target:
+        return frame
+    as_text = frame.get_column("symbol").cast(pl.String)
+    if enum is not None:
+        found = as_text.unique().drop_nulls()
+        bad = found.filter(~found.is_in(enum.categories)).sort().to_list()
+        if bad:
+            raise ConfigError(unknown_symbols(bad, enum.categories.to_list(), what))
+    return frame.with_columns(as_text.cast(target))
+
+
+def check_sorted(frame: pl.DataFrame) -> None:
+    """Raise `ValueError` unless `frame` is sorted by (available_at, symbol) without null times."""
+    if frame.get_column("available_at").null_count():
+        raise ValueError("Session table: available_at has nulls; every bar needs a time.")
+    when, sym = pl.col("available_at"), pl.col("symbol").to_physical()
+    later = when > when.shift(1)
+    tied = (when == when.shift(1)) & (sym >= sym.shift(1))
+    bad = frame.select((later | tied).fill_null(True).not_().arg_true()).to_series()
+    if bad.len():
+        row = int(bad[0])
+        raise ValueError(
+            f"Session table is not sorted by (available_at, symbol): row {row} "
+            f"{frame.row(row, named=True)} comes after row {row - 1}. "
+            "Sort it with .sort(['available_at', 'symbol', 'interval']) before load_session."
+        )
+
+
+def micros(moment: dt.datetime) -> int:
+    """Return `moment` as microseconds since the epoch; refuse naive datetimes."""
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment} is naive: pass a tz-aware datetime (UTC), e.g. tzinfo=UTC.")
+    return (moment - EPOCH) // dt.timedelta(microseconds=1)
+
+
+class GroupIndex:
+    """Row numbers of a frame grouped by (symbol, interval), ascending within each group.
+
+    One UInt32 per row: an index, not a copy of the data. Lookups cost O(1) plus the
+    rows returned.
+    """
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        groups = (
+            frame.select("symbol", "interval")
+            .with_row_index("row")
+            .group_by("symbol", "interval")
+            .agg(pl.col("row").sort(), n=pl.len())
+        )
+        self._order: npt.NDArray[np.uint32] = groups.get_column("row").explode().to_numpy()
+        ends = groups.get_column("n").cum_sum().to_list()
+        keys = groups.select(pl.col("symbol").cast(pl.String), "interval").rows()
+        counts = groups.get_column("n").to_list()
+        self._bounds: dict[tuple[str, str], tuple[int, int]] = {
+            (s, i): (end - n, end) for (s, i), end, n in zip(keys, ends, counts, strict=True)
+        }
+        self._intervals: dict[str, set[str]] = {}
+        for s, i in self._bounds:
+            self._intervals.setdefault(s, set()).add(i)
+
+    def rows(self, key: tuple[str, str], below: int | None = None) -> npt.NDArray[np.uint32]:
+        """Return the row numbers of `key`, only those < `below` when given."""
+        start, end = self._bounds.get(key, (0, 0))
+        rows = self._order[start:end]
+        return rows if below is None else rows[: int(np.searchsorted(rows, below))]
+
+    def intervals(self, symbol: str) -> set[str]:
+        """Return the intervals that hold rows of `symbol`."""
+        return set(self._intervals.get(symbol, ()))
+
+
+class SessionTable:
+    """The session table, its reveal cursor, and bars appended on top (the catalog locks)."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self.frame = frame
+        self.times: npt.NDArray[np.int64] = (
+            frame.get_column("available_at").to_physical().to_numpy()
+        )
+        self.cursor = 0
+        self.clock: dt.datetime | None = None
+        self.buffer: list[dict[str, Any]] = []
+        self.appended = frame.clear()
+        self._index: GroupIndex | None = None
+
+    @property
+    def index(self) -> GroupIndex:
+        """The (symbol, interval) index of the whole session table, built on first use."""
+        if self._index is None:
+            self._index = GroupIndex(self.frame)
+        return self._index
+
+    def reveal(self, until: dt.datetime) -> pl.DataFrame:
+        """Advance the cursor past every row with ``available_at <= until``; return those rows."""
+        stop = micros(until)
+        if self.clock is not None and until < self.clock:
+            raise ValueError(f"reveal({until}) goes back before the clock ({self.clock}).")
+        end = max(self.cursor, int(np.searchsorted(self.times, stop, side="right")))
+        rows = self.frame.slice(self.cursor, end - self.cursor)
+        self.cursor, self.clock = end, until.astimezone(dt.UTC)
+        return rows
+
+    def next_time(self) -> dt.datetime | None:
+        """Return the next unrevealed ``available_at``, or None at the end."""
+        if self.cursor >= len(self.times):
+            return None
+        return EPOCH + dt.timedelta(microseconds=int(self.times[self.cursor]))
+
+    def append(self, rows: pl.DataFrame) -> None:
+        """Add `rows` to the appended bars, kept sorted by (available_at, symbol, interval)."""
+        self.appended = pl.concat([self.appended, rows]).sort(SORT, maintain_order=True)
+
+    def flush(self, enum: pl.Enum | None) -> bool:
+        """Move buffered `append_bar` rows into the appended bars; return True if any moved."""
+        if not self.buffer:
+            return False
+        rows, self.buffer = bars_frame(self.buffer, enum), []
+        self.append(rows)
+        return True
+
+    def snapshot(self) -> pl.DataFrame:
+        """Return the revealed slice plus the appended bars, without copying."""
+        revealed = self.frame.slice(0, self.cursor)
+        if self.appended.is_empty():
+            return revealed
+        return pl.concat([revealed, self.appended], rechunk=False)
+
+    def bars(self, key: tuple[str, str]) -> pl.DataFrame:
+        """Return the visible rows of (symbol, interval) `key`."""
+        revealed = take(self.frame, self.index.rows(key, below=self.cursor))
+        if self.appended.is_empty():
+            return revealed
+        return pl.concat([revealed, self.appended.filter(symbol=key[0], interval=key[1])])
+
+    def intervals(self, symbol: str) -> set[str]:
+        """Return the intervals holding rows of `symbol` (revealed or not)."""
+        if self.appended.is_empty():
+            return self.index.intervals(symbol)
+        found = self.appended.filter(symbol=symbol).get_column("interval")
+        return self.index.intervals(symbol) | set(found.to_list())
+
+    def cast(self, enum: pl.Enum) -> None:
+        """Cast the symbol columns to `enum`, all or nothing (the caller flushes first)."""
+        frame = cast_symbols(self.frame, enum, "table 'session_bars'")
+        self.appended = cast_symbols(self.appended, enum, "table 'session_bars'")
+        self.frame = frame
+
+
+def take(frame: pl.DataFrame, rows: npt.NDArray[np.uint32]) -> pl.DataFrame:
+    """Return the `rows` of `frame` (a gather; the empty frame when there are none)."""
+    return frame[rows] if rows.size else frame.clear()
+
+
+def by_ts(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    """Concatenate the non-empty `parts` and sort by ts unless already sorted."""
+    found = [p for p in parts if p.height] or list(parts[:1])
+    bars = found[0] if len(found) == 1 else pl.concat(found)
+    return bars if bars.get_column("ts").is_sorted() else bars.sort("ts", maintain_order=True)
+
+
+def bar_row(symbol: str, interval: str, bar: Mapping[str, Any]) -> dict[str, Any]:
+    """Return one `CATALOG_BARS` row from a bar mapping, filling the visibility defaults.
+
+    ``ts_close`` defaults to ``ts`` + interval, ``available_at`` to ``ts_close``,
+    ``n_src`` to 1 and ``complete`` to True.
+    """
+    missing = [f for f in BAR_FIELDS if f not in bar]
+    extra = [f for f in bar if f not in BAR_FIELDS + OPTIONAL_BAR_FIELDS]
+    if missing or extra:
+        raise ValueError(
+            f"Bar for {symbol!r} {interval}: missing {missing}, unexpected {extra}; "
+            f"give {list(BAR_FIELDS)} and optionally {list(OPTIONAL_BAR_FIELDS)}."
+        )
+    micros(bar["ts"])
+    row: dict[str, Any] = {"symbol": symbol, "interval": interval}
+    row.update({f: (bar[f] if f == "ts" else float(bar[f])) for f in BAR_FIELDS})
+    row["ts_close"] = bar.get("ts_close", bar["ts"] + Interval.parse(interval).duration)
+    row["available_at"] = bar.get("available_at", row["ts_close"])
+    row["n_src"] = int(bar.get("n_src", 1))
+    row["complete"] = bool(bar.get("complete", True))
+    return row
+
+
+def bars_frame(rows: Iterable[Mapping[str, Any]], enum: pl.Enum | None) -> pl.DataFrame:
+    """Return `rows` (from `bar_row`) as a session_bars frame sorted by (available_at, symbol)."""
+    frame = pl.DataFrame(list(rows), schema=schema.CATALOG_BARS, orient="row")
+    frame = cast_symbols(frame, enum, "append_bar")
+    return frame.sort(SORT, maintain_order=True)
+
+
+def refuse_unless_select(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Raise `QueryError` unless `query` is exactly one read-only (SELECT-type) statement."""
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error as exc:
+        raise QueryError(f"SQL does not parse: {exc}") from exc
+    if len(statements) != 1:
+        raise QueryError(
+            f"catalog.sql() runs exactly one statement; found {len(statements)}. "
+            "Send one SELECT at a time."
+        )
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise QueryError(
+            f"The catalog is read-only through SQL: a {kind.name} statement was refused. "
+            "Use SELECT (or SHOW, DESCRIBE, SUMMARIZE); the pipeline writes through "
+            "Catalog methods."
+        )
+
+
+def quality_row(
+    symbol: str, interval: str, session: dt.date, expected: int, present: int
+) -> pl.DataFrame:
+    """Return one `QUALITY` row: quality = 100 * present / expected (null when expected is 0)."""
+    if not 0 <= present <= expected:
+        raise ValueError(f"present ({present}) must lie in [0, expected ({expected})].")
+    quality = 100.0 * present / expected if expected else None
+    values = [symbol, interval, session, expected, present, quality, present >= expected]
+    return pl.DataFrame([values], schema=schema.QUALITY, orient="row")
+
+
+def last_value(frame: pl.DataFrame, column: str, order: str) -> float | None:
+    """Return `column` of the row with the greatest `order`, as a float (None if none)."""
+    if frame.is_empty():
+        return None
+    value = frame.sort(order, maintain_order=True).get_column(column)[-1]
+    return None if value is None else float(value)
+
+
+def upsert(frame: pl.DataFrame, row: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    """Return `frame` without the rows matching `row` on `keys`, then `row` appended."""
+    match = pl.all_horizontal([pl.col(k) == row.get_column(k)[0] for k in keys])
+    return pl.concat([frame.filter(~match), row])
+
+
+def select(
+    con: duckdb.DuckDBPyConnection, query: str, params: Mapping[str, object], tables: Sequence[str]
+) -> pl.DataFrame:
+    """Run `query` with named `params`; DuckDB errors become a `QueryError` listing `tables`."""
+    try:
+        result = con.sql(query, params=dict(params)).to_arrow_table()
+    except duckdb.Error as exc:
+        hint = (
+            "Parameters bind by name only: write $name in the query, pass name=value."
+            if "parameter" in str(exc)
+            else f"Tables: {', '.join(tables)} ('DESCRIBE <table>' shows its columns)."
+        )
+        raise QueryError(f"SQL failed: {exc}\n{hint}") from exc
+    frame = pl.from_arrow(result)
+    if not isinstance(frame, pl.DataFrame):  # pragma: no cover - an Arrow table gives a frame
+        raise TypeError(f"DuckDB returned {type(result)}, expected an Arrow table.")
+    return frame

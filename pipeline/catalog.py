@@ -1,0 +1,411 @@
+"""The catalog: the run's tables in memory and one DuckDB connection over them (DESIGN §3).
+
+`get_catalog()` returns the one process-wide `Catalog`. Each table of
+`schema.CATALOG_TABLES` is a Polars frame registered zero-copy in DuckDB under its
+fixed name; `session_bars` is a zero-copy slice ``[0, cursor)`` of the session table,
+advanced by `Catalog.reveal`, plus bars added by `append_bar`. Every write and every
+query holds one `threading.RLock`, so a reader in another thread sees a consistent
+snapshot. Outside code reads; only the pipeline's own stages write. Registration is
+lazy: a write marks its table dirty and the next query re-registers it (~1 ms).
+
+Examples
+--------
+>>> cat = get_catalog()
+>>> cat.sql("SELECT count(*) AS n FROM session_bars")["n"][0]
+0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipeline import _catalog_tables as _t
+from pipeline import schema
+from pipeline.errors import ConfigError, DataNotFoundError, QueryError, closest
+from pipeline.intervals import Interval
+
+HISTORY, SESSION = "history_bars", "session_bars"
+_ARROW = pl.CompatLevel.newest()  # string_view: Polars strings leave without a copy
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A top-of-book quote; in backtests synthesised from the latest visible bar."""
+
+    symbol: str
+    ts: dt.datetime
+    bid: float
+    ask: float
+    bid_size: float
+    ask_size: float
+    source: str
+
+
+class Catalog:
+    """The run's tables, one DuckDB connection over them, and the session cursor.
+
+    Use `get_catalog()`; construct one directly only in tests.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._con = duckdb.connect()
+        self._con.execute("SET TimeZone='UTC'")
+        self._enum: pl.Enum | None = None
+        self._universe: tuple[str, ...] = ()
+        self._members: frozenset[str] = frozenset()
+        names = [n for n in schema.CATALOG_TABLES if n != SESSION]
+        self._frames = {n: schema.empty(schema.CATALOG_TABLES[n]) for n in names}
+        self._session = _t.SessionTable(schema.empty(schema.CATALOG_BARS))
+        self._history_index: _t.GroupIndex | None = None
+        self._arrow: dict[str, Any] = {}  # what DuckDB scans: kept alive while registered
+        self._extras: dict[str, Any] = {}
+        self._dirty: set[str] = set(schema.CATALOG_TABLES)
+        self._closed = False
+
+    # -- universe and tables -----------------------------------------------------------
+
+    @property
+    def universe(self) -> tuple[str, ...]:
+        """The run's symbols, sorted; empty when no universe is set."""
+        return self._universe
+
+    def set_universe(self, symbols: Iterable[str]) -> None:
+        """Make the Enum of `symbols` the symbol dtype and cast every table to it.
+
+        Raises `ConfigError` when `symbols` is empty or a table holds another symbol.
+        """
+        enum = schema.symbol_dtype(symbols)
+        if enum.categories.len() == 0:
+            raise ConfigError("The universe is empty: name at least one symbol.")
+        with self._lock:
+            self._session.flush(self._enum)
+            frames = {n: _t.cast_symbols(f, enum, f"table {n!r}") for n, f in self._frames.items()}
+            self._session.cast(enum)
+            self._frames, self._enum = frames, enum
+            self._universe = tuple(enum.categories.to_list())
+            self._members = frozenset(self._universe)
+            self._dirty.update(schema.CATALOG_TABLES)
+
+    def tables(self) -> list[str]:
+        """Return the names SQL can query: the catalog's tables, then the extras."""
+        with self._lock:
+            return [*schema.CATALOG_TABLES, *sorted(self._extras)]
+
+    def table(self, name: str) -> pl.DataFrame:
+        """Return a consistent snapshot of table `name` (session_bars: revealed + appended)."""
+        _check_name(name)
+        with self._lock:
+            self._flush()
+            frame = self._session.snapshot() if name == SESSION else self._frames[name]
+            return frame.clone()  # shallow: shares buffers, but in-place edits stay local
+
+    def set_table(self, name: str, frame: pl.DataFrame) -> None:
+        """Replace table `name` by `frame`, schema-checked, symbols cast to the universe.
+
+        `session_bars` is written by `load_session`, `reveal` and `append_bar` instead.
+        """
+        _check_name(name)
+        if name == SESSION:
+            raise ValueError("session_bars is written by load_session, reveal and append_bar.")
+        with self._lock:
+            self._write(name, self._conform(name, frame))
+
+    def append_table(self, name: str, frame: pl.DataFrame) -> None:
+        """Append `frame` to table `name` (to session_bars: joins the appended bars)."""
+        _check_name(name)
+        with self._lock:
+            rows = self._conform(name, frame)
+            if name == SESSION:
+                self._session.append(rows)
+                self._dirty.add(SESSION)
+            else:
+                self._write(name, pl.concat([self._frames[name], rows], rechunk=False))
+
+    def registered(self, name: str) -> Any:
+        """Return the Arrow table DuckDB scans for `name`; it shares the frame's buffers."""
+        with self._lock:
+            self._sync()
+            found = {**self._arrow, **self._extras}
+            if name not in found:
+                raise QueryError(f"No table {name!r} is registered: {closest(name, list(found))}")
+            return found[name]
+
+    # -- the session stream ------------------------------------------------------------
+
+    @property
+    def cursor(self) -> int:
+        """Rows of the session table revealed so far."""
+        return self._session.cursor
+
+    @property
+    def clock(self) -> dt.datetime | None:
+        """The last time passed to `reveal`; None before the first one."""
+        return self._session.clock
+
+    def load_session(self, frame: pl.DataFrame) -> None:
+        """Take the whole session table (`CATALOG_BARS` sorted by available_at, symbol).
+
+        Nothing of it is visible before `reveal`; the previous session and appended bars go.
+        Raises `ValueError` when the frame is not sorted.
+        """
+        with self._lock:
+            session = self._conform(SESSION, frame)
+            if max(session.n_chunks("all"), default=1) > 1:
+                session = session.rechunk()  # once, so the time column is one NumPy view
+            _t.check_sorted(session)
+            self._session = _t.SessionTable(session)
+            self._dirty.add(SESSION)
+
+    def reveal(self, until: dt.datetime) -> pl.DataFrame:
+        """Reveal the session rows with ``available_at <= until`` and return just those rows.
+
+        O(log n + rows revealed): a binary search and a zero-copy slice. `until` must be
+        tz-aware and not before `clock`.
+        """
+        with self._lock:
+            rows = self._session.reveal(until)
+            self._dirty.add(SESSION)
+            return rows
+
+    def next_time(self) -> dt.datetime | None:
+        """Return the next unrevealed ``available_at``; None when the session is done."""
+        with self._lock:
+            return self._session.next_time()
+
+    def append_bar(self, symbol: str, interval: str, bar: Mapping[str, Any]) -> None:
+        """Buffer one bar for `session_bars`; it joins the table at the next read.
+
+        `bar` holds ``ts, open, high, low, close, volume``, optionally ``ts_close``
+        (default ts + interval), ``available_at`` (default ts_close), ``n_src``, ``complete``.
+        """
+        row = _t.bar_row(self._symbol(symbol), _t.interval_key(interval), bar)
+        with self._lock:
+            self._session.buffer.append(row)
+
+    def clear_session_bars(self) -> None:
+        """Drop the session table, the appended bars, the cursor and the clock."""
+        with self._lock:
+            empty = self._conform(SESSION, schema.empty(schema.CATALOG_BARS))
+            self._session = _t.SessionTable(empty)
+            self._dirty.add(SESSION)
+
+    def clear_historical_bars(self) -> None:
+        """Empty `history_bars`."""
+        with self._lock:
+            self._write(HISTORY, self._conform(HISTORY, schema.empty(schema.CATALOG_BARS)))
+
+    # -- per-symbol API ----------------------------------------------------------------
+
+    def get_bars(self, symbol: str, interval: str, n: int | None = None) -> pl.DataFrame:
+        """Return the visible bars of `symbol` and `interval` (history, then session) by ts.
+
+        Only the last `n` rows when `n` is given. O(rows of that symbol and interval).
+        """
+        key = (self._symbol(symbol), _t.interval_key(interval))
+        if n is not None and n < 0:
+            raise ValueError(f"n must be >= 0, got {n}.")
+        with self._lock:
+            self._flush()
+            history = _t.take(self._frames[HISTORY], self._history().rows(key))
+            session = self._session.bars(key)
+        bars = _t.by_ts([history, session])
+        return bars if n is None else bars.tail(n)
+
+    def get_latest_bar(self, symbol: str, interval: str) -> dict[str, Any] | None:
+        """Return the latest visible bar of `symbol` and `interval` as a dict, or None."""
+        bars = self.get_bars(symbol, interval, n=1)
+        return bars.row(0, named=True) if bars.height else None
+
+    def get_latest_quote(self, symbol: str) -> Quote:
+        """Return a synthetic quote: bid = ask = close of the latest visible bar, sizes 0.
+
+        The latest bar has the greatest ``available_at`` (the finest interval on ties);
+        the quote's ``ts`` is that ``available_at``. Raises `DataNotFoundError` when no
+        bar of `symbol` is visible yet: a quote never invents a price.
+        """
+        sym = self._symbol(symbol)
+        with self._lock:
+            self._flush()
+            intervals = self._history().intervals(sym) | self._session.intervals(sym)
+            rows = [r for iv in intervals if (r := self.get_latest_bar(sym, iv)) is not None]
+            clock = self._session.clock
+        if not rows:
+            raise DataNotFoundError(
+                f"No bar of {sym!r} is visible {f'at {clock}' if clock else 'yet'}: no quote. "
+                "Wait for its first bar or load history for it."
+            )
+        bar = max(rows, key=lambda r: (r["available_at"], -Interval.parse(r["interval"]).seconds))
+        price = float(bar["close"])
+        return Quote(sym, bar["available_at"], price, price, 0.0, 0.0, "bar")
+
+    def get_quality(
+        self, symbol: str, interval: str, session: dt.date | None = None
+    ) -> float | None:
+        """Return the quality (0-100) of `symbol` `interval` on `session` (latest if None).
+
+        Return None when there is no such row (or its ``expected`` was 0).
+        """
+        iv = _t.interval_key(interval)
+        rows = self.table("quality").filter(symbol=self._symbol(symbol), interval=iv)
+        if session is not None:
+            rows = rows.filter(session=session)
+        return _t.last_value(rows, "quality", order="session")
+
+    def set_quality(
+        self, symbol: str, interval: str, session: dt.date, expected: int, present: int
+    ) -> None:
+        """Upsert the quality of `symbol` `interval` `session` (null quality if expected is 0)."""
+        row = _t.quality_row(
+            self._symbol(symbol), _t.interval_key(interval), session, expected, present
+        )
+        keys = ["symbol", "interval", "session"]
+        with self._lock:
+            table = _t.upsert(self._frames["quality"], self._conform("quality", row), keys)
+            self._write("quality", table.sort(keys))
+
+    def get_historical_indicator(
+        self, symbol: str, name: str, interval: str = "1d"
+    ) -> float | None:
+        """Return the latest value of indicator `name` visible at the clock, or None."""
+        iv = _t.interval_key(interval)
+        with self._lock:
+            rows = self._frames["indicators"].filter(symbol=self._symbol(symbol), name=name)
+            clock = self._session.clock
+        rows = rows.filter(interval=iv)
+        if clock is not None:
+            rows = rows.filter(pl.col("available_at") <= clock)
+        return _t.last_value(rows, "value", order="ts")
+
+    def set_historical_indicator(
+        self,
+        symbol: str,
+        name: str,
+        value: float | None,
+        *,
+        interval: str = "1d",
+        ts: dt.datetime,
+        available_at: dt.datetime,
+    ) -> None:
+        """Upsert one indicator value, keyed by (symbol, name, interval, ts)."""
+        values = [self._symbol(symbol), name, _t.interval_key(interval), ts, value, available_at]
+        row = pl.DataFrame([values], schema=schema.INDICATORS, orient="row")
+        keys = ["symbol", "name", "interval", "ts"]
+        with self._lock:
+            table = _t.upsert(self._frames["indicators"], self._conform("indicators", row), keys)
+            self._write("indicators", table)
+
+    # -- SQL ---------------------------------------------------------------------------
+
+    def sql(self, query: str, /, **params: object) -> pl.DataFrame:
+        """Run one read-only DuckDB statement over every table, `params` bound by name.
+
+        Raises `QueryError` for anything but one SELECT-type statement (SHOW, DESCRIBE
+        and SUMMARIZE count as SELECT), or when DuckDB fails. Enum columns (``symbol``)
+        come back as String.
+
+        Examples
+        --------
+        >>> get_catalog().sql("SELECT * FROM session_bars WHERE symbol = $s", s="AAA").height
+        0
+        """
+        with self._lock:
+            self._sync()
+            _t.refuse_unless_select(self._con, query)
+            return _t.select(self._con, query, params, self.tables())
+
+    def register_extra(self, name: str, frame: pl.DataFrame) -> None:
+        """Register `frame` zero-copy as `name` beside the tables (a store view, a calendar)."""
+        if name in schema.CATALOG_TABLES:
+            raise QueryError(f"{name!r} is a catalog table: give the extra another name.")
+        with self._lock:
+            self._sync()
+            arrow = frame.to_arrow(compat_level=_ARROW)
+            self._con.register(name, arrow)
+            self._extras[name] = arrow
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield the raw connection, registrations in sync, holding the lock (internal use)."""
+        with self._lock:
+            self._sync()
+            yield self._con
+
+    def close(self) -> None:
+        """Close the DuckDB connection and drop the registrations; later SQL is refused."""
+        with self._lock:
+            self._closed = True
+            self._con.close()
+            self._arrow.clear()
+            self._extras.clear()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _symbol(self, symbol: str) -> str:
+        if self._members and symbol not in self._members:
+            raise DataNotFoundError(_t.unknown_symbols([symbol], self._universe, "Catalog"))
+        return symbol
+
+    def _conform(self, name: str, frame: pl.DataFrame) -> pl.DataFrame:
+        return _t.conform(frame, schema.CATALOG_TABLES[name], self._enum, f"table {name!r}")
+
+    def _write(self, name: str, frame: pl.DataFrame) -> None:
+        self._frames[name] = frame
+        self._dirty.add(name)
+        if name == HISTORY:
+            self._history_index = None
+
+    def _history(self) -> _t.GroupIndex:
+        if self._history_index is None:
+            self._history_index = _t.GroupIndex(self._frames[HISTORY])
+        return self._history_index
+
+    def _flush(self) -> None:
+        if self._session.flush(self._enum):
+            self._dirty.add(SESSION)
+
+    def _sync(self) -> None:
+        if self._closed:
+            raise QueryError("This catalog is closed (reset_catalog): call get_catalog() again.")
+        self._flush()
+        for name in sorted(self._dirty):
+            frame = self._session.snapshot() if name == SESSION else self._frames[name]
+            arrow = frame.to_arrow(compat_level=_ARROW)
+            self._con.register(name, arrow)
+            self._arrow[name] = arrow
+        self._dirty.clear()
+
+
+def _check_name(name: str) -> None:
+    if name not in schema.CATALOG_TABLES:
+        hint = closest(name, list(schema.CATALOG_TABLES))
+        raise QueryError(f"The catalog has no table {name!r}: {hint}")
+
+
+def get_catalog() -> Catalog:
+    """Return the process-wide catalog, creating it on first use (thread-safe)."""
+    slot = _t.SINGLETON
+    catalog: Catalog | None = slot.value
+    if catalog is None:
+        with slot.lock:
+            if slot.value is None:
+                slot.value = Catalog()
+            catalog = slot.value
+    return catalog
+
+
+def reset_catalog() -> None:
+    """Close the process-wide catalog; the next `get_catalog()` makes a new one (for tests)."""
+    slot = _t.SINGLETON
+    with slot.lock:
+        if slot.value is not None:
+            slot.value.close()
+        slot.value = None

@@ -1,0 +1,128 @@
+"""Shared CLI pieces: the error boundary, logging, the data root, and result rendering.
+
+Heavy libraries (polars, duckdb, pandas) are imported inside functions so that
+``pipeline --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+
+import typer
+
+from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_STATE = {"debug": False}
+
+
+class Format(StrEnum):
+    """How a result is printed on stdout."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+RootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="Data root of the bar store [default: $PIPELINE_DATA_ROOT or ./data].",
+        show_default=False,
+    ),
+]
+FormatOption = Annotated[
+    Format, typer.Option("--format", "-f", help="Print the result as a table, JSON or CSV.")
+]
+
+
+def resolve_root(root: Path | None) -> Path:
+    """Return the data root: the option, else ``$PIPELINE_DATA_ROOT``, else ``./data``."""
+    if root is not None:
+        return root
+    return Path(os.environ.get("PIPELINE_DATA_ROOT") or "data")
+
+
+def set_debug(debug: bool) -> None:
+    """Remember whether errors should show their traceback."""
+    _STATE["debug"] = debug
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    """Send log records to stderr through rich, at a level set by -v/-q."""
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    if verbose == 0 and not quiet:
+        level = logging.WARNING
+    handler = RichHandler(
+        console=Console(stderr=True), show_path=False, show_time=verbose > 0, markup=False
+    )
+    root = logging.getLogger("pipeline")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def boundary(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn a `PipelineError` into a one-line message on stderr and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except PipelineError as exc:
+            if _STATE["debug"]:
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def render(frame: pl.DataFrame, fmt: Format, *, title: str | None = None) -> None:
+    """Print `frame` on stdout as a rich table, JSON records, or CSV."""
+    if fmt is Format.json:
+        sys.stdout.write(frame.write_json() + "\n")
+        return
+    if fmt is Format.csv:
+        sys.stdout.write(frame.write_csv())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for name in frame.columns:
+        numeric = frame.schema[name].is_numeric()
+        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
+    for row in frame.iter_rows():
+        table.add_row(*(_cell(v) for v in row))
+    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120).print(table)
+    if frame.is_empty():
+        typer.echo("(no rows)", err=True)
+
+
+def _cell(value: object) -> str:
+    import datetime as dt
+
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)

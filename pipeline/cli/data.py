@@ -1,0 +1,225 @@
+"""``pipeline data``: import bar files, list the store, check quality, make sample data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from pipeline.cli._common import Format, FormatOption, RootOption, boundary, render, resolve_root
+
+if TYPE_CHECKING:
+    from pipeline.importing import ImportReport
+
+app = typer.Typer(help="Import, list and check the bar store.", no_args_is_help=True)
+log = logging.getLogger("pipeline.cli")
+
+
+@app.command("import")
+@boundary
+def import_command(
+    paths: Annotated[list[Path], typer.Argument(help="CSV, Parquet or zip files, or folders.")],
+    interval: Annotated[
+        str | None, typer.Option("--interval", "-i", help="Bar interval, e.g. 1m, 5m, 1d.")
+    ] = None,
+    symbol: Annotated[
+        str | None, typer.Option("--symbol", "-s", help="Symbol [default: from the file].")
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="Time zone of naive stamps, e.g. America/New_York.")
+    ] = None,
+    stamp: Annotated[
+        str | None,
+        typer.Option("--stamp", help="Do stamps mark the bar's 'open' or its 'close'?"),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option("--preset", help="Vendor format: lean, ninjatrader or alphavantage."),
+    ] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option("--column", "-c", help="Map a column as TARGET=SOURCE, e.g. ts=Time."),
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the valid rows, report the rest.")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite stored bars that conflict.")
+    ] = False,
+    root: RootOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Import bar files into the store; a bad file is refused whole and nothing is written.
+
+    Example: pipeline data import AAPL.csv --interval 1m --tz America/New_York --stamp open
+    """
+    from pipeline.errors import ConfigError
+    from pipeline.importing import ImportOptions, import_files
+    from pipeline.store import Store
+
+    if stamp is not None and stamp not in ("open", "close"):
+        raise ConfigError(f"--stamp {stamp!r} is not valid: pass --stamp open or --stamp close.")
+    options = ImportOptions(
+        interval=interval,
+        symbol=symbol,
+        tz=tz,
+        stamp=stamp,  # type: ignore[arg-type]
+        preset=preset,
+        columns=_mapping(column or []),
+        skip_invalid=skip_invalid,
+    )
+    with _progress("Importing") as advance:
+        report = import_files(
+            Store(resolve_root(root)), paths, options, replace=replace, progress=advance
+        )
+    _render_import(report, fmt)
+
+
+def _mapping(items: list[str]) -> dict[str, str]:
+    from pipeline.errors import ConfigError
+
+    out: dict[str, str] = {}
+    for item in items:
+        target, sep, source = item.partition("=")
+        if not sep or not target.strip() or not source.strip():
+            raise ConfigError(
+                f"--column {item!r} is not TARGET=SOURCE: write e.g. --column ts=Time."
+            )
+        out[target.strip().lower()] = source.strip()
+    return out
+
+
+def _render_import(report: ImportReport, fmt: Format) -> None:
+    import polars as pl
+
+    summary = pl.DataFrame(
+        {
+            "files": [report.files],
+            "rows_read": [report.rows_read],
+            "rows_written": [report.rows_written],
+            "rows_skipped": [report.rows_skipped],
+            "intervals": [", ".join(report.symbols)],
+        }
+    )
+    render(summary, fmt)
+    if not report.rejected.is_empty():
+        log.warning("%d invalid row(s) skipped; they are listed below.", report.rows_skipped)
+        render(report.rejected, fmt, title="Skipped rows")
+
+
+class _Progress:
+    """A rich progress bar on stderr, drawn from the first step on (never for an early error)."""
+
+    def __init__(self, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=Console(stderr=True),
+        )
+        self._label = label
+        self._task: int | None = None
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._bar.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._task is None:
+            self._bar.start()
+            self._task = int(self._bar.add_task(self._label, total=total))
+        self._bar.update(self._task, completed=done, total=total)  # type: ignore[arg-type]
+
+
+def _progress(label: str) -> _Progress:
+    return _Progress(label)
+
+
+@app.command("list")
+@boundary
+def list_command(root: RootOption = None, fmt: FormatOption = Format.table) -> None:
+    """List what the store holds: interval, symbol, first and last bar, rows, files.
+
+    Example: pipeline data list --root data
+    """
+    from pipeline.store import Store
+
+    render(Store(resolve_root(root)).inventory(), fmt)
+
+
+@app.command("check")
+@boundary
+def check_command(
+    root: RootOption = None,
+    calendar: Annotated[str, typer.Option("--calendar", help="Exchange MIC.")] = "XNYS",
+    interval: Annotated[
+        list[str] | None, typer.Option("--interval", "-i", help="Only these intervals.")
+    ] = None,
+    symbol: Annotated[
+        list[str] | None, typer.Option("--symbol", "-s", help="Only these symbols.")
+    ] = None,
+    start: Annotated[
+        dt.datetime | None, typer.Option(help="First session date.", formats=["%Y-%m-%d"])
+    ] = None,
+    end: Annotated[
+        dt.datetime | None, typer.Option(help="Last session date.", formats=["%Y-%m-%d"])
+    ] = None,
+    sessions: Annotated[
+        bool, typer.Option("--sessions", help="One row per symbol, interval and session.")
+    ] = False,
+    incomplete: Annotated[
+        bool, typer.Option("--incomplete", help="With --sessions: only incomplete sessions.")
+    ] = False,
+    gaps: Annotated[bool, typer.Option("--gaps", help="List the runs of missing bars.")] = False,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Check stored bars against the exchange calendar: quality and gaps per session.
+
+    Quality = 100 * bars present / bars expected in regular hours (390 one-minute
+    bars on a full XNYS day, 210 on an early close). By default prints one row per
+    symbol and interval; --sessions and --gaps show the detail.
+
+    Example: pipeline data check --sessions --incomplete
+    """
+    import polars as pl
+
+    from pipeline.check import check_store
+    from pipeline.store import Store
+
+    result = check_store(
+        Store(resolve_root(root)),
+        calendar,
+        intervals=interval,
+        symbols=symbol,
+        start=start.date() if start else None,
+        end=end.date() if end else None,
+    )
+    if gaps:
+        render(result.gaps, fmt, title="Gaps")
+    elif sessions:
+        rows = result.sessions.filter(~pl.col("complete")) if incomplete else result.sessions
+        render(rows, fmt, title="Quality per session")
+    else:
+        render(result.summary, fmt, title="Quality")
+
+
+@app.command("sample")
+@boundary
+def sample_command(root: RootOption = None) -> None:
+    """Write the bundled sample data set (synthetic, deterministic) into the store.
+
+    Example: pipeline data sample --root data
+    """
+    from pipeline.sample import write_sample
+
+    report = write_sample(resolve_root(root))
+    typer.echo(report)

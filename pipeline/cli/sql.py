@@ -1,0 +1,91 @@
+"""``pipeline sql`` and ``pipeline query``: SQL over the store and the catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.cli._common import Format, FormatOption, RootOption, boundary, render, resolve_root
+
+CalendarOption = Annotated[
+    str, typer.Option("--calendar", help="Exchange (MIC) for calendar_sessions.")
+]
+
+
+@boundary
+def sql_command(
+    statement: Annotated[str, typer.Argument(help="One SELECT statement.")],
+    root: RootOption = None,
+    calendar: CalendarOption = "XNYS",
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Run a SELECT over the store and the catalog's tables.
+
+    Views: bars (every stored bar, with an interval column), bars_1m, bars_1d, ...
+    (one per stored interval), calendar_sessions, and the catalog's tables
+    (history_bars, session_bars, indicators, quality, gaps, ...).
+
+    Example: pipeline sql "SELECT symbol, count(*) FROM bars_1m GROUP BY ALL"
+    """
+    from pipeline.catalog import get_catalog
+    from pipeline.queries import attach_store
+    from pipeline.store import Store
+
+    catalog = get_catalog()
+    attach_store(catalog, Store(resolve_root(root)), calendar)
+    render(catalog.sql(statement), fmt)
+
+
+@boundary
+def query_command(
+    name: Annotated[
+        str | None, typer.Argument(help="Saved query name; leave out to list them.")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="A parameter as KEY=VALUE (repeatable)."),
+    ] = None,
+    queries: Annotated[
+        Path | None,
+        typer.Option("--queries", help="Folder of saved queries [default: ./queries]."),
+    ] = None,
+    root: RootOption = None,
+    calendar: CalendarOption = "XNYS",
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Run a saved query from queries/ with named parameters, or list them.
+
+    Example: pipeline query gaps --param interval=1m --param symbol=ACME
+    """
+    import polars as pl
+
+    from pipeline.catalog import get_catalog
+    from pipeline.errors import ConfigError
+    from pipeline.queries import attach_store, get_query, load_queries, run_query
+    from pipeline.store import Store
+
+    if name is None:
+        found = load_queries(queries).values()
+        listing = pl.DataFrame(
+            {
+                "name": [q.name for q in found],
+                "description": [q.description for q in found],
+                "params": [", ".join(p.name for p in q.params) for q in found],
+            }
+        )
+        render(listing, fmt)
+        return
+    given: dict[str, str] = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"Parameter {item!r} is not KEY=VALUE: write e.g. --param interval=1m."
+            )
+        given[key.strip()] = value
+    saved = get_query(name, queries)
+    catalog = get_catalog()
+    attach_store(catalog, Store(resolve_root(root)), calendar)
+    render(run_query(catalog, saved, given), fmt)

@@ -1,0 +1,230 @@
+"""The command line, end to end through typer's runner: results, errors, exit codes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline import __version__
+from pipeline.catalog import reset_catalog
+from pipeline.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "data"
+runner = CliRunner()
+
+GOOD_CSV = """timestamp,open,high,low,close,volume
+2024-07-01 09:31:00,10.0,10.5,9.9,10.2,100
+2024-07-01 09:32:00,10.2,10.4,10.1,10.3,200
+2024-07-01 09:33:00,10.3,10.6,10.2,10.5,150
+"""
+
+
+@pytest.fixture(autouse=True)
+def fresh_catalog() -> None:
+    reset_catalog()
+
+
+def invoke(*args: str) -> object:
+    return runner.invoke(app, list(args))
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"pipeline {__version__}"
+
+
+def test_data_list_shows_the_sample() -> None:
+    result = runner.invoke(app, ["data", "list", "--root", str(SAMPLE), "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {(r["interval"], r["symbol"]) for r in rows} == {
+        (i, s) for i in ("1m", "1d") for s in ("ACME", "BOLT", "TINY")
+    }
+
+
+def test_data_check_summary_and_incomplete_sessions() -> None:
+    result = runner.invoke(app, ["data", "check", "--root", str(SAMPLE), "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    summary = {(r["symbol"], r["interval"]): r for r in json.loads(result.stdout)}
+    assert summary[("ACME", "1m")]["quality"] == 100.0
+    assert summary[("BOLT", "1m")]["present"] == summary[("BOLT", "1m")]["expected"] - 4
+    assert summary[("TINY", "1m")]["quality"] < 40.0
+    detail = runner.invoke(
+        app, ["data", "check", "--root", str(SAMPLE), "--sessions", "--incomplete", "-f", "json"]
+    )
+    bolt = [r for r in json.loads(detail.stdout) if r["symbol"] == "BOLT"]
+    assert [(r["session"], r["present"], r["expected"]) for r in bolt] == [
+        ("2024-07-01", 387, 390),
+        ("2024-07-09", 389, 390),
+    ]
+
+
+def test_data_check_shows_the_early_close() -> None:
+    result = runner.invoke(
+        app,
+        [
+            "data",
+            "check",
+            "--root",
+            str(SAMPLE),
+            "--sessions",
+            "-s",
+            "ACME",
+            "-i",
+            "1m",
+            "-f",
+            "csv",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if ",2024-07-03," in x)
+    assert line.split(",")[3:5] == ["210", "210"]
+    assert line.endswith(",true")
+
+
+def test_data_check_gaps_lists_the_missing_run() -> None:
+    result = runner.invoke(
+        app, ["data", "check", "--root", str(SAMPLE), "--gaps", "-s", "BOLT", "-f", "json"]
+    )
+    gaps = json.loads(result.stdout)
+    assert [(g["session"], g["missing"]) for g in gaps] == [("2024-07-01", 3), ("2024-07-09", 1)]
+
+
+def test_import_csv_then_list(tmp_path: Path) -> None:
+    src = tmp_path / "XYZ.csv"
+    src.write_text(GOOD_CSV)
+    root = tmp_path / "store"
+    args = ["data", "import", str(src), "-i", "1m", "--tz", "America/New_York", "--stamp", "close"]
+    result = runner.invoke(app, [*args, "--root", str(root), "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    listed = runner.invoke(app, ["data", "list", "--root", str(root), "-f", "json"])
+    [row] = json.loads(listed.stdout)
+    assert (row["symbol"], row["rows"], row["first"]) == ("XYZ", 3, "2024-07-01T13:30:00+00:00")
+
+
+def test_bad_file_is_one_line_error_and_nothing_written(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    shutil.copytree(SAMPLE, root)
+    before = snapshot(root)
+    bad = tmp_path / "ACME.csv"
+    bad.write_text(GOOD_CSV.replace("10.4,10.1", "10.0,10.1"))  # high 10.0 < low 10.1
+    result = runner.invoke(
+        app,
+        [
+            "data",
+            "import",
+            str(bad),
+            "-i",
+            "1m",
+            "--tz",
+            "UTC",
+            "--stamp",
+            "open",
+            "--root",
+            str(root),
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "line 3" in result.stderr
+    assert snapshot(root) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["data", "import", "missing.csv", "-i", "1m"], "missing.csv"),
+        (["data", "import", "x.csv", "--preset", "leen"], "did you mean 'lean'"),
+        (
+            ["data", "import", "x.csv", "-i", "1m", "--stamp", "middle"],
+            "--stamp open or --stamp close",
+        ),
+        (["data", "import", "x.csv", "-i", "7q"], "Interval '7q' is not valid"),
+        (["data", "check", "--calendar", "XNYZ"], "XNYS"),
+        (["sql", "SELECT nope FROM bars"], "nope"),
+        (["sql", "DELETE FROM bars"], "read-only"),
+        (["query", "gapz"], "did you mean 'gaps'"),
+        (["query", "gaps", "--param", "interval"], "KEY=VALUE"),
+    ],
+)
+def test_bad_input_is_one_line_error_exit_1(args: list[str], message: str, tmp_path: Path) -> None:
+    (tmp_path / "x.csv").write_text(GOOD_CSV)
+    args = [a if a != "x.csv" else str(tmp_path / "x.csv") for a in args]
+    result = runner.invoke(app, [*args, "--root", str(SAMPLE)])
+    assert result.exit_code == 1, result.stdout
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr
+
+
+def test_sql_over_store_views_and_catalog_tables() -> None:
+    q = "SELECT symbol, count(*) AS n FROM bars_1d GROUP BY symbol ORDER BY symbol"
+    result = runner.invoke(app, ["sql", q, "--root", str(SAMPLE), "-f", "csv"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "symbol,n"
+    empty = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM quality", "-f", "json"])
+    assert json.loads(empty.stdout) == [{"n": 0}]
+
+
+def test_query_lists_and_runs_saved_queries() -> None:
+    listing = runner.invoke(app, ["query", "-f", "json"])
+    assert "gaps" in {q["name"] for q in json.loads(listing.stdout)}
+    result = runner.invoke(
+        app,
+        [
+            "query",
+            "gaps",
+            "-p",
+            "interval=1m",
+            "-p",
+            "symbol=BOLT",
+            "--root",
+            str(SAMPLE),
+            "-f",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert [g["missing"] for g in json.loads(result.stdout)] == [3, 1]
+
+
+def test_sql_cannot_write_to_the_store(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    shutil.copytree(SAMPLE, root)
+    before = snapshot(root)
+    target = root / "bars/interval=1m/symbol=ACME/year=2024/part-0.parquet"
+    for statement in [
+        f"COPY (SELECT 1 AS x) TO '{target}' (FORMAT parquet)",
+        "CREATE TABLE t AS SELECT 1",
+        "SELECT 1; DROP VIEW bars",
+        f"ATTACH '{root}/x.db'",
+    ]:
+        result = runner.invoke(app, ["sql", statement, "--root", str(root)])
+        assert result.exit_code == 1, statement
+    assert snapshot(root) == before
+
+
+def test_sql_cannot_read_files_outside_the_store() -> None:
+    for statement in [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        f"SELECT * FROM read_text('{REPO / 'pyproject.toml'}')",
+        f"SELECT * FROM read_text('{SAMPLE}/../pipeline/__init__.py')",
+    ]:
+        result = runner.invoke(app, ["sql", statement, "--root", str(SAMPLE)])
+        assert result.exit_code == 1, statement
+        assert "disabled by configuration" in result.stderr
