@@ -124,5 +124,5 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.6g}" if abs(value) < 1e6 else f"{value:,.0f}"
     if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.strftime("%Y-%m-%d %H:%M:%SZ" if value.tzinfo else "%Y-%m-%d %H:%M:%S")
     return str(value)
