@@ -228,3 +228,37 @@ def test_sql_cannot_read_files_outside_the_store() -> None:
         result = runner.invoke(app, ["sql", statement, "--root", str(SAMPLE)])
         assert result.exit_code == 1, statement
         assert "disabled by configuration" in result.stderr
+
+
+def test_help_imports_no_heavy_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pipeline.cli; "
+        "print([m for m in ('polars', 'duckdb', 'pandas', 'exchange_calendars', 'pyarrow') "
+        "if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_data_root_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_DATA_ROOT", str(SAMPLE))
+    result = runner.invoke(app, ["data", "list", "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 6
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    for args in (
+        ["data", "import"],
+        ["data", "list"],
+        ["data", "check"],
+        ["data", "sample"],
+        ["sql"],
+        ["query"],
+    ):
+        result = runner.invoke(app, [*args, "--help"])
+        assert result.exit_code == 0, args
+        assert "Example: pipeline" in result.stdout, args
