@@ -129,6 +129,17 @@ def sessions_before(mic: str, day: dt.date, n: int) -> list[dt.date]:
     )
 
 
+def timezone(mic: str) -> str:
+    """Return the exchange's IANA time zone, e.g. ``America/New_York`` for XNYS.
+
+    Examples
+    --------
+    >>> timezone("XLON")
+    'Europe/London'
+    """
+    return str(_calendar(mic).tz)
+
+
 def slots(sessions: pl.LazyFrame | pl.DataFrame, interval: str | Interval) -> pl.LazyFrame:
     """Return the expected bar opens of `interval` in the regular hours of `sessions`.
 

@@ -31,10 +31,16 @@ STORED_BARS = pl.Schema({"ts": TS, **OHLCV})
 BARS = pl.Schema({"symbol": pl.String(), "ts": TS, **OHLCV})
 
 #: Bars in the catalog (`history_bars`, `session_bars`): every interval in one table.
+#: ``session`` is the exchange session the bar belongs to (extended-hours bars included);
+#: ``ts_close`` is ``ts`` + interval, cut at the session close or a lunch break, and a
+#: daily bar's is its session's close; ``available_at`` = ``ts_close`` (a bar is visible
+#: once it has closed); ``n_src`` counts the base bars a derived bar aggregates (1 for a
+#: stored bar) and ``complete`` says every expected base bar was there.
 CATALOG_BARS = pl.Schema(
     {
         "symbol": pl.String(),
         "interval": pl.String(),
+        "session": pl.Date(),
         "ts": TS,
         **OHLCV,
         "ts_close": TS,

@@ -30,6 +30,7 @@ def full_session() -> pl.DataFrame:
     return (
         grid.with_columns(
             interval=pl.lit("1m"),
+            session=pl.col("ts").dt.date(),
             open=100.0 + step,
             high=101.0 + step,
             low=99.0 + step,

@@ -193,3 +193,9 @@ def test_start_after_end_raises() -> None:
 def test_importing_calendar_does_not_import_exchange_calendars() -> None:
     code = "import sys, pipeline.calendar; assert 'exchange_calendars' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_timezone_of_exchanges() -> None:
+    assert calendar.timezone("XNYS") == "America/New_York"
+    assert calendar.timezone("XHKG") == "Asia/Hong_Kong"
+    assert calendar.timezone("XLON") == "Europe/London"
