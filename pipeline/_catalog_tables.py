@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
-OPTIONAL_BAR_FIELDS = ("ts_close", "available_at", "n_src", "complete")
+OPTIONAL_BAR_FIELDS = ("session", "ts_close", "available_at", "n_src", "complete")
 SORT = ["available_at", "symbol", "interval"]
 _SHOWN_SYMBOLS = 20
 
@@ -258,7 +258,7 @@ def by_ts(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
 def bar_row(symbol: str, interval: str, bar: Mapping[str, Any]) -> dict[str, Any]:
     """Return one `CATALOG_BARS` row from a bar mapping, filling the visibility defaults.
 
-    ``ts_close`` defaults to ``ts`` + interval, ``available_at`` to ``ts_close``,
+    ``session`` defaults to the UTC date of ``ts``, ``ts_close`` to ``ts`` + interval, ``available_at`` to ``ts_close``,
     ``n_src`` to 1 and ``complete`` to True.
     """
     missing = [f for f in BAR_FIELDS if f not in bar]
@@ -271,6 +271,7 @@ def bar_row(symbol: str, interval: str, bar: Mapping[str, Any]) -> dict[str, Any
     micros(bar["ts"])
     row: dict[str, Any] = {"symbol": symbol, "interval": interval}
     row.update({f: (bar[f] if f == "ts" else float(bar[f])) for f in BAR_FIELDS})
+    row["session"] = bar.get("session", bar["ts"].astimezone(dt.UTC).date())
     row["ts_close"] = bar.get("ts_close", bar["ts"] + Interval.parse(interval).duration)
     row["available_at"] = bar.get("available_at", row["ts_close"])
     row["n_src"] = int(bar.get("n_src", 1))

@@ -32,7 +32,7 @@ from pipeline import schema
 from pipeline.errors import ConfigError, DataNotFoundError, QueryError, closest
 from pipeline.intervals import Interval
 
-HISTORY, SESSION = "history_bars", "session_bars"
+HISTORY, SESSION, INDICATORS, QUALITY = "history_bars", "session_bars", "indicators", "quality"
 _ARROW = pl.CompatLevel.newest()  # string_view: Polars strings leave without a copy
 
 
@@ -65,6 +65,8 @@ class Catalog:
         names = [n for n in schema.CATALOG_TABLES if n != SESSION]
         self._frames = {n: schema.empty(schema.CATALOG_TABLES[n]) for n in names}
         self._session = _t.SessionTable(schema.empty(schema.CATALOG_BARS))
+        self._session_ind = _t.SessionTable(schema.empty(schema.INDICATORS))
+        self._session_quality = schema.empty(schema.QUALITY)
         self._history_index: _t.GroupIndex | None = None
         self._arrow: dict[str, Any] = {}  # what DuckDB scans: kept alive while registered
         self._extras: dict[str, Any] = {}
@@ -90,6 +92,7 @@ class Catalog:
             self._session.flush(self._enum)
             frames = {n: _t.cast_symbols(f, enum, f"table {n!r}") for n, f in self._frames.items()}
             self._session.cast(enum)
+            self._session_ind.cast(enum)
             self._frames, self._enum = frames, enum
             self._universe = tuple(enum.categories.to_list())
             self._members = frozenset(self._universe)
@@ -105,8 +108,7 @@ class Catalog:
         _check_name(name)
         with self._lock:
             self._flush()
-            frame = self._session.snapshot() if name == SESSION else self._frames[name]
-            return frame.clone()  # shallow: shares buffers, but in-place edits stay local
+            return self._current(name).clone()  # shallow: shares buffers, edits stay local
 
     def set_table(self, name: str, frame: pl.DataFrame) -> None:
         """Replace table `name` by `frame`, schema-checked, symbols cast to the universe.
@@ -151,30 +153,45 @@ class Catalog:
         """The last time passed to `reveal`; None before the first one."""
         return self._session.clock
 
-    def load_session(self, frame: pl.DataFrame) -> None:
+    def load_session(self, frame: pl.DataFrame, indicators: pl.DataFrame | None = None) -> None:
         """Take the whole session table (`CATALOG_BARS` sorted by available_at, symbol).
 
-        Nothing of it is visible before `reveal`; the previous session and appended bars go.
-        Raises `ValueError` when the frame is not sorted.
+        `indicators` (`INDICATORS`, sorted the same way) are the session's indicator
+        values; they join the `indicators` table as `reveal` passes their time. Nothing
+        of either is visible before `reveal`; the previous session and appended bars go.
+        Raises `ValueError` when a frame is not sorted.
         """
         with self._lock:
-            session = self._conform(SESSION, frame)
-            if max(session.n_chunks("all"), default=1) > 1:
-                session = session.rechunk()  # once, so the time column is one NumPy view
-            _t.check_sorted(session)
-            self._session = _t.SessionTable(session)
-            self._dirty.add(SESSION)
+            self._session = _t.SessionTable(self._sorted(SESSION, frame))
+            empty = schema.empty(schema.INDICATORS)
+            values = self._sorted(INDICATORS, empty if indicators is None else indicators)
+            self._session_ind = _t.SessionTable(values)
+            self._dirty.update((SESSION, INDICATORS))
+
+    def _sorted(self, name: str, frame: pl.DataFrame) -> pl.DataFrame:
+        rows = self._conform(name, frame)
+        if max(rows.n_chunks("all"), default=1) > 1:
+            rows = rows.rechunk()  # once, so the time column is one NumPy view
+        _t.check_sorted(rows)
+        return rows
 
     def reveal(self, until: dt.datetime) -> pl.DataFrame:
         """Reveal the session rows with ``available_at <= until`` and return just those rows.
 
         O(log n + rows revealed): a binary search and a zero-copy slice. `until` must be
-        tz-aware and not before `clock`.
+        tz-aware and not before `clock`. Session indicator values advance the same way.
         """
+        return self.reveal_step(until)[0]
+
+    def reveal_step(self, until: dt.datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Reveal bars and session indicators up to `until`; return the new rows of each."""
         with self._lock:
             rows = self._session.reveal(until)
+            values = self._session_ind.reveal(until)
             self._dirty.add(SESSION)
-            return rows
+            if values.height:
+                self._dirty.add(INDICATORS)
+            return rows, values
 
     def next_time(self) -> dt.datetime | None:
         """Return the next unrevealed ``available_at``; None when the session is done."""
@@ -192,11 +209,14 @@ class Catalog:
             self._session.buffer.append(row)
 
     def clear_session_bars(self) -> None:
-        """Drop the session table, the appended bars, the cursor and the clock."""
+        """Drop the session table, its indicators and quality, appended bars, cursor, clock."""
         with self._lock:
             empty = self._conform(SESSION, schema.empty(schema.CATALOG_BARS))
             self._session = _t.SessionTable(empty)
-            self._dirty.add(SESSION)
+            values = self._conform(INDICATORS, schema.empty(schema.INDICATORS))
+            self._session_ind = _t.SessionTable(values)
+            self._session_quality = self._conform(QUALITY, schema.empty(schema.QUALITY))
+            self._dirty.update((SESSION, INDICATORS, QUALITY))
 
     def clear_historical_bars(self) -> None:
         """Empty `history_bars`."""
@@ -255,7 +275,7 @@ class Catalog:
         Return None when there is no such row (or its ``expected`` was 0).
         """
         iv = _t.interval_key(interval)
-        rows = self.table("quality").filter(symbol=self._symbol(symbol), interval=iv)
+        rows = self.table(QUALITY).filter(symbol=self._symbol(symbol), interval=iv)
         if session is not None:
             rows = rows.filter(session=session)
         return _t.last_value(rows, "quality", order="session")
@@ -272,13 +292,22 @@ class Catalog:
             table = _t.upsert(self._frames["quality"], self._conform("quality", row), keys)
             self._write("quality", table.sort(keys))
 
+    def set_session_quality(self, frame: pl.DataFrame) -> None:
+        """Replace the current session's quality rows (shown after the history's in `quality`).
+
+        The stream calls this at every timestamp, so it only swaps a reference.
+        """
+        with self._lock:
+            self._session_quality = self._conform(QUALITY, frame)
+            self._dirty.add(QUALITY)
+
     def get_historical_indicator(
         self, symbol: str, name: str, interval: str = "1d"
     ) -> float | None:
         """Return the latest value of indicator `name` visible at the clock, or None."""
         iv = _t.interval_key(interval)
         with self._lock:
-            rows = self._frames["indicators"].filter(symbol=self._symbol(symbol), name=name)
+            rows = self._current(INDICATORS).filter(symbol=self._symbol(symbol), name=name)
             clock = self._session.clock
         rows = rows.filter(interval=iv)
         if clock is not None:
@@ -368,6 +397,17 @@ class Catalog:
             self._history_index = _t.GroupIndex(self._frames[HISTORY])
         return self._history_index
 
+    def _current(self, name: str) -> pl.DataFrame:
+        """Return what table `name` shows now (session parts: revealed rows only)."""
+        if name == SESSION:
+            return self._session.snapshot()
+        if name == QUALITY and self._session_quality.height:
+            return pl.concat([self._frames[name], self._session_quality], rechunk=False)
+        if name == INDICATORS and self._session_ind.cursor:
+            revealed = self._session_ind.frame.slice(0, self._session_ind.cursor)
+            return pl.concat([self._frames[name], revealed], rechunk=False)
+        return self._frames[name]
+
     def _flush(self) -> None:
         if self._session.flush(self._enum):
             self._dirty.add(SESSION)
@@ -377,8 +417,7 @@ class Catalog:
             raise QueryError("This catalog is closed (reset_catalog): call get_catalog() again.")
         self._flush()
         for name in sorted(self._dirty):
-            frame = self._session.snapshot() if name == SESSION else self._frames[name]
-            arrow = frame.to_arrow(compat_level=_ARROW)
+            arrow = self._current(name).to_arrow(compat_level=_ARROW)
             self._con.register(name, arrow)
             self._arrow[name] = arrow
         self._dirty.clear()

@@ -464,3 +464,34 @@ def test_a_closed_catalog_refuses_sql() -> None:
     with pytest.raises(QueryError, match="closed"):
         old.sql("SELECT 1")
     assert get_catalog().sql("SELECT 1 AS x")["x"][0] == 1
+
+
+def test_session_indicators_are_revealed_with_their_time(catalog: Catalog) -> None:
+    t0 = dt.datetime(2024, 7, 1, 13, 31, tzinfo=dt.UTC)
+    values = pl.DataFrame(
+        {
+            "symbol": ["AAA", "AAA"],
+            "name": ["sma_2", "sma_2"],
+            "interval": ["1m", "1m"],
+            "ts": [t0 - dt.timedelta(minutes=1), t0],
+            "value": [1.0, 2.0],
+            "available_at": [t0, t0 + dt.timedelta(minutes=1)],
+        }
+    )
+    catalog.set_historical_indicator(
+        "AAA",
+        "prev_close",
+        9.0,
+        ts=t0 - dt.timedelta(days=1),
+        available_at=t0 - dt.timedelta(hours=1),
+    )
+    catalog.load_session(schema.empty(schema.CATALOG_BARS), values)
+    assert catalog.table("indicators")["name"].to_list() == ["prev_close"]
+    _, new = catalog.reveal_step(t0)
+    assert new["value"].to_list() == [1.0]
+    assert catalog.sql("SELECT count(*) AS n FROM indicators")["n"][0] == 2
+    assert catalog.get_historical_indicator("AAA", "sma_2", "1m") == 1.0
+    catalog.reveal(t0 + dt.timedelta(minutes=1))
+    assert catalog.get_historical_indicator("AAA", "sma_2", "1m") == 2.0
+    catalog.clear_session_bars()
+    assert catalog.table("indicators")["name"].to_list() == ["prev_close"]
