@@ -258,8 +258,8 @@ def by_ts(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
 def bar_row(symbol: str, interval: str, bar: Mapping[str, Any]) -> dict[str, Any]:
     """Return one `CATALOG_BARS` row from a bar mapping, filling the visibility defaults.
 
-    ``session`` defaults to the UTC date of ``ts``, ``ts_close`` to ``ts`` + interval, ``available_at`` to ``ts_close``,
-    ``n_src`` to 1 and ``complete`` to True.
+    ``session`` defaults to the UTC date of ``ts``, ``ts_close`` to ``ts`` + interval,
+    ``available_at`` to ``ts_close``, ``n_src`` to 1 and ``complete`` to True.
     """
     missing = [f for f in BAR_FIELDS if f not in bar]
     extra = [f for f in bar if f not in BAR_FIELDS + OPTIONAL_BAR_FIELDS]
