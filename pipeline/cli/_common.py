@@ -126,3 +126,38 @@ def _cell(value: object) -> str:
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%SZ" if value.tzinfo else "%Y-%m-%d %H:%M:%S")
     return str(value)
+
+
+class Progress:
+    """A rich progress bar on stderr, drawn from the first step on (never for an early error)."""
+
+    def __init__(self, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=Console(stderr=True),
+        )
+        self._label = label
+        self._task: int | None = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._bar.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._task is None:
+            self._bar.start()
+            self._task = int(self._bar.add_task(self._label, total=total))
+        self._bar.update(self._task, completed=done, total=total)  # type: ignore[arg-type]
+
+
+def progress(label: str) -> Progress:
+    """Return a progress bar on stderr for a long step (a context manager and a callback)."""
+    return Progress(label)

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipeline.cli._common import Format, FormatOption, RootOption, boundary, render, resolve_root
+from pipeline.cli._common import (
+    Format,
+    FormatOption,
+    RootOption,
+    boundary,
+    progress,
+    render,
+    resolve_root,
+)
 
 if TYPE_CHECKING:
     from pipeline.importing import ImportReport
@@ -71,7 +79,7 @@ def import_command(
         columns=_mapping(column or []),
         skip_invalid=skip_invalid,
     )
-    with _progress("Importing") as advance:
+    with progress("Importing") as advance:
         report = import_files(
             Store(resolve_root(root)), paths, options, replace=replace, progress=advance
         )
@@ -108,40 +116,6 @@ def _render_import(report: ImportReport, fmt: Format) -> None:
     if not report.rejected.is_empty():
         log.warning("%d invalid row(s) skipped; they are listed below.", report.rows_skipped)
         render(report.rejected, fmt, title="Skipped rows")
-
-
-class _Progress:
-    """A rich progress bar on stderr, drawn from the first step on (never for an early error)."""
-
-    def __init__(self, label: str) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self._bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=Console(stderr=True),
-        )
-        self._label = label
-        self._task: int | None = None
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._bar.stop()
-
-    def __call__(self, done: int, total: int) -> None:
-        if self._task is None:
-            self._bar.start()
-            self._task = int(self._bar.add_task(self._label, total=total))
-        self._bar.update(self._task, completed=done, total=total)  # type: ignore[arg-type]
-
-
-def _progress(label: str) -> _Progress:
-    return _Progress(label)
 
 
 @app.command("list")

@@ -1,0 +1,261 @@
+"""Historical indicators (phase 2.2): values known before a session, from history only.
+
+`compute` turns the trailing history of a session (`schema.CATALOG_BARS` rows, every
+loaded interval) into `schema.INDICATORS` rows, one plan per indicator, concatenated.
+Nothing here reads the disk or collects: the coordinator collects the result.
+
+Windows (`HistoricalIndicator.period`):
+
+- ``Nd``: the symbol's last N daily bars (the last N sessions when its history is
+  complete; a symbol with fewer bars, e.g. a recent listing, is averaged over those
+  it has).
+- ``Nw`` / ``Ny``: the daily bars whose session is strictly after the session date
+  minus N calendar weeks (7N days) or N calendar years (29 February falls back to
+  28 February). For a session on 2019-02-15, ``52w`` keeps sessions after 2018-02-16.
+
+Kinds: ``avg``, ``max``, ``min`` of a field over the window; ``prev``: the field of
+the last daily bar; ``atr``: Wilder's average true range over N daily bars, equal to
+TA-Lib's ``ATR(N)`` at the last bar, which needs N + 1 bars (fewer: no row). Daily
+indicators read only ``interval == "1d"`` rows; a symbol without any emits no row.
+
+``avg`` with ``granularity = "minute"`` is a per-minute-of-session profile over the
+symbol's last N sessions that hold 1m bars: for each minute offset from the session
+open, the mean of the field over those sessions whose regular hours reach that
+offset (an early close adds nothing to the later minutes). A minute without a bar
+counts as 0 for ``volume`` (nothing traded) and is skipped for price fields. A
+session missing altogether is a data gap, not a quiet day: it is not in the window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+
+import polars as pl
+
+from pipeline import calendar, schema
+from pipeline.config import FIELDS, HISTORICAL_NAMES, HistoricalIndicator
+from pipeline.errors import ConfigError
+
+_PERIOD = re.compile(r"^([1-9][0-9]*)([dwy])$")
+_DAILY, _MINUTE = "1d", "1m"
+
+
+def compute(
+    history: pl.LazyFrame,
+    specs: Sequence[HistoricalIndicator],
+    session: dt.date,
+    session_open: dt.datetime,
+    *,
+    sessions: pl.DataFrame | None = None,
+) -> pl.LazyFrame:
+    """Compute the historical indicators of one session from its trailing history.
+
+    Parameters
+    ----------
+    history
+        `schema.CATALOG_BARS` rows before `session` (``symbol`` String or Enum). Rows
+        of `session` or later are dropped here too, so no value can look ahead.
+    specs
+        The indicators to compute; each must pass the checks of `validate`.
+    session
+        The session the values are for.
+    session_open
+        Its regular open (tz-aware): every row's ``available_at``.
+    sessions
+        `schema.CALENDAR_SESSIONS` covering the 1m history; required by minute
+        profiles. 1m bars of sessions it lacks are ignored. When it also holds
+        `session`, profiles are cut to that session's regular hours.
+
+    Raises
+    ------
+    ConfigError
+        A spec that cannot be computed (see `validate`).
+    ValueError
+        A naive `session_open`, or a minute profile without `sessions`: caller bugs.
+
+    Returns
+    -------
+    pl.LazyFrame
+        Schema `schema.INDICATORS` with the input's ``symbol`` dtype, sorted by
+        (``symbol``, ``name``, ``ts``). Daily indicators give one row per symbol,
+        interval ``1d``, ``ts`` = `session` at 00:00 UTC; profiles give one row per
+        symbol and minute, interval ``1m``, ``ts`` = `session_open` + the offset.
+
+    Examples
+    --------
+    >>> spec = HistoricalIndicator("avg", "close", "20d")
+    >>> compute(bars, [spec], day, open_utc).collect()  # doctest: +SKIP
+    """
+    for spec in specs:
+        validate(spec)
+    opened = _utc(session_open)
+    past = history.filter(pl.col("session") < session)
+    frames = [_one(past, spec, session, opened, sessions) for spec in specs]
+    symbol = history.collect_schema()["symbol"]
+    out_schema = pl.Schema(
+        {k: symbol if k == "symbol" else v for k, v in schema.INDICATORS.items()}
+    )
+    if not frames:
+        return pl.LazyFrame(schema=out_schema)
+    return pl.concat(frames).select(out_schema.names()).sort("symbol", "name", "ts")
+
+
+def validate(spec: HistoricalIndicator) -> None:
+    """Raise `ConfigError` when `spec` cannot be computed, saying what to change."""
+    where = f"Historical indicator {spec.output!r}"
+    if spec.name not in HISTORICAL_NAMES:
+        raise ConfigError(f"{where}: name {spec.name!r} is not one of {HISTORICAL_NAMES}.")
+    if spec.field not in FIELDS:
+        raise ConfigError(f"{where}: field {spec.field!r} is not one of {FIELDS}.")
+    count, unit = _period(spec)
+    if spec.granularity == "minute" and (spec.name != "avg" or unit != "d"):
+        raise ConfigError(
+            f"{where}: a minute profile is an 'avg' over sessions, found {spec.name!r} over "
+            f"{spec.period!r}. Use name = 'avg' and a period such as '20d'."
+        )
+    if spec.name == "atr" and unit != "d":
+        raise ConfigError(f"{where}: ATR counts daily bars; write its period as '{count}d'.")
+    if spec.name == "prev" and spec.period != "1d":
+        raise ConfigError(
+            f"{where}: 'prev' reads the previous session only, found period {spec.period!r}. "
+            "Leave the period at '1d'."
+        )
+
+
+def _period(spec: HistoricalIndicator) -> tuple[int, str]:
+    """Return the (count, unit) of the spec's period."""
+    match = _PERIOD.match(spec.period)
+    if match is None:
+        raise ConfigError(
+            f"Historical indicator {spec.output!r}: period {spec.period!r} is not valid. "
+            "Write N sessions ('20d'), N calendar weeks ('52w') or N calendar years ('1y')."
+        )
+    return int(match.group(1)), match.group(2)
+
+
+def _one(
+    past: pl.LazyFrame,
+    spec: HistoricalIndicator,
+    session: dt.date,
+    opened: dt.datetime,
+    sessions: pl.DataFrame | None,
+) -> pl.LazyFrame:
+    """Return the `schema.INDICATORS` rows of one indicator."""
+    if spec.granularity == "minute":
+        if sessions is None:
+            raise ValueError(
+                f"Historical indicator {spec.output!r} is a minute profile: pass the calendar "
+                "sessions of the history as `sessions=`."
+            )
+        count, _ = _period(spec)
+        values = _profile(past, spec.field, count, sessions, session)
+        ts, interval = pl.lit(opened) + pl.duration(minutes=pl.col("minute")), _MINUTE
+    else:
+        values = _daily(past.filter(pl.col("interval") == _DAILY), spec, session)
+        ts, interval = pl.lit(dt.datetime.combine(session, dt.time(), dt.UTC)), _DAILY
+    return values.select(
+        "symbol",
+        name=pl.lit(spec.output, pl.String),
+        interval=pl.lit(interval, pl.String),
+        ts=ts.cast(schema.TS),
+        value=pl.col("value").cast(pl.Float64),
+        available_at=pl.lit(opened).cast(schema.TS),
+    )
+
+
+def _daily(daily: pl.LazyFrame, spec: HistoricalIndicator, session: dt.date) -> pl.LazyFrame:
+    """Return (``symbol``, ``value``) of a daily indicator, one row per symbol with a value."""
+    count, unit = _period(spec)
+    field = pl.col(spec.field)
+    if spec.name == "prev":
+        return daily.group_by("symbol").agg(value=field.sort_by("session").last())
+    if spec.name == "atr":
+        return _atr(daily, count)
+    rows = daily.filter(_window(count, unit, session))
+    value = {"avg": field.mean(), "max": field.max(), "min": field.min()}[spec.name]
+    return rows.group_by("symbol").agg(value=value)
+
+
+def _window(count: int, unit: str, session: dt.date) -> pl.Expr:
+    """Return the filter keeping the daily bars inside a period ending before `session`.
+
+    Calendar periods are half-open, ``[session - period, session)``: 52w is the 364
+    days before the session, so 1w is the five sessions of the week before.
+    """
+    if unit == "d":
+        return pl.col("session").rank("ordinal", descending=True).over("symbol") <= count
+    if unit == "w":
+        return pl.col("session") >= session - dt.timedelta(weeks=count)
+    return pl.col("session") >= _years_before(session, count)
+
+
+def _years_before(day: dt.date, years: int) -> dt.date:
+    """Return `day` moved back `years` calendar years (29 February becomes 28 February)."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
+def _atr(daily: pl.LazyFrame, n: int) -> pl.LazyFrame:
+    """Return Wilder's ATR(n) at each symbol's last daily bar, as TA-Lib computes it.
+
+    True ranges start at the second bar (they need a previous close); the first ATR is
+    the mean of the first n of them and each later one ``(atr * (n - 1) + tr) / n``,
+    which is an EWM with alpha ``1 / n`` seeded with that mean.
+    """
+    high, low, close = (pl.col(c).sort_by("session") for c in ("high", "low", "close"))
+    prev = close.shift(1)
+    tr = pl.max_horizontal(high - low, (high - prev).abs(), (low - prev).abs()).slice(1)
+    seeded = tr.head(n).mean().append(tr.slice(n))
+    atr = seeded.ewm_mean(alpha=1.0 / n, adjust=False).last()
+    return (
+        daily.group_by("symbol")
+        .agg(value=atr, bars=pl.len())
+        .filter(pl.col("bars") > n)
+        .select("symbol", "value")
+    )
+
+
+def _profile(
+    past: pl.LazyFrame, field: str, count: int, sessions: pl.DataFrame, session: dt.date
+) -> pl.LazyFrame:
+    """Return (``symbol``, ``minute``, ``value``): the per-minute profile of `field`."""
+    calendar_days = sessions.lazy()
+    minutes = past.filter(pl.col("interval") == _MINUTE)
+    window = (
+        minutes.select("symbol", "session")
+        .unique()
+        .join(calendar_days.select("session"), on="session", how="semi")
+        .filter(pl.col("session").rank("ordinal", descending=True).over("symbol") <= count)
+    )
+    used = calendar_days.join(window.select("session").unique(), on="session", how="semi")
+    cells = window.join(_minutes_of(used), on="session").join(
+        minutes.select("symbol", "ts", field), on=["symbol", "ts"], how="left"
+    )
+    value = pl.col(field).fill_null(0.0) if field == "volume" else pl.col(field)
+    out = cells.group_by("symbol", "minute").agg(value=value.mean()).drop_nulls("value")
+    today = sessions.filter(pl.col("session") == session)
+    if today.height:
+        out = out.join(_minutes_of(today.lazy()).select("minute"), on="minute", how="semi")
+    return out
+
+
+def _minutes_of(sessions: pl.LazyFrame) -> pl.LazyFrame:
+    """Return (``session``, ``ts``, ``minute``): every regular 1m slot, minutes after the open."""
+    opens = sessions.select("session", "open")
+    since_open = (pl.col("ts") - pl.col("open")).dt.total_minutes().cast(pl.Int32)
+    return (
+        calendar.slots(sessions, _MINUTE)
+        .join(opens, on="session")
+        .select("session", "ts", minute=since_open)
+    )
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """Return the tz-aware `moment` in UTC; a naive one is a caller's bug."""
+    if moment.tzinfo is None:
+        raise ValueError(f"session_open {moment} is naive: pass a tz-aware datetime (UTC).")
+    return moment.astimezone(dt.UTC)
