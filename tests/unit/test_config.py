@@ -61,7 +61,7 @@ def test_sample_config_parses() -> None:
     assert config.symbols == ("ACME", "BOLT", "TINY")
     assert config.streams == ("1m", "5m", "15m")
     assert (config.start, config.end) == (dt.date(2024, 7, 2), dt.date(2024, 7, 10))
-    assert [h.sessions for h in config.history] == [5, 200]
+    assert [h.sessions for h in config.history] == [5, 250]
     assert len(config.historical_indicators) == 8
     assert [i.output for i in config.indicators][:5] == [
         "sma_10",
