@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import polars as pl
+from _synthetic import minute_bars
 
 from pipeline import calendar
 from pipeline.check import check_store
@@ -28,30 +27,6 @@ def timed(label: str, rows: int, func: Callable[[], object]) -> tuple[str, int, 
     start = time.perf_counter()
     func()
     return label, rows, time.perf_counter() - start
-
-
-def synthetic(symbols: int, sessions: pl.DataFrame) -> pl.DataFrame:
-    slots = calendar.slots(sessions, "1m").collect()
-    rng = np.random.default_rng(7)
-    n = slots.height
-    frames = []
-    for i in range(symbols):
-        close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.0007, n)))
-        open_ = np.concatenate([[100.0], close[:-1]])
-        frames.append(
-            pl.DataFrame(
-                {
-                    "symbol": f"S{i:04d}",
-                    "ts": slots["ts"],
-                    "open": open_,
-                    "high": np.maximum(open_, close) * 1.0005,
-                    "low": np.minimum(open_, close) * 0.9995,
-                    "close": close,
-                    "volume": rng.integers(100, 10_000, n).astype(np.float64),
-                }
-            )
-        )
-    return pl.concat(frames)
 
 
 def main() -> None:
@@ -77,7 +52,7 @@ def main() -> None:
             lambda: calendar.slots(sessions, "1m").collect(),
         )
     )
-    bars = synthetic(args.symbols, sessions)
+    bars = minute_bars(args.symbols, sessions)
     with tempfile.TemporaryDirectory() as root:
         store = Store(Path(root))
         rows.append(

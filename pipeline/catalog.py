@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,8 @@ class Catalog:
         self._session = _t.SessionTable(schema.empty(schema.CATALOG_BARS))
         self._session_ind = _t.SessionTable(schema.empty(schema.INDICATORS))
         self._session_quality = schema.empty(schema.QUALITY)
+        self._quality_source: Callable[[dt.datetime], pl.DataFrame] | None = None
+        self._quality_built: tuple[int, dt.datetime | None] = (-1, None)
         self._history_index: _t.GroupIndex | None = None
         self._arrow: dict[str, Any] = {}  # what DuckDB scans: kept alive while registered
         self._extras: dict[str, Any] = {}
@@ -183,14 +185,26 @@ class Catalog:
         """
         return self.reveal_step(until)[0]
 
-    def reveal_step(self, until: dt.datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Reveal bars and session indicators up to `until`; return the new rows of each."""
+    def reveal_step(
+        self, until: dt.datetime, observe: Callable[[int, int], None] | None = None
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Reveal bars and session indicators up to `until`; return the new rows of each.
+
+        `observe(start, stop)` is called with the session-table rows just revealed, under
+        the catalog's lock, so state it updates (the stream's quality counters) changes
+        atomically with the cursor for readers in other threads.
+        """
         with self._lock:
+            start = self._session.cursor
             rows = self._session.reveal(until)
             values = self._session_ind.reveal(until)
+            if observe is not None:
+                observe(start, self._session.cursor)
             self._dirty.add(SESSION)
             if values.height:
                 self._dirty.add(INDICATORS)
+            if self._quality_source is not None:
+                self._dirty.add(QUALITY)
             return rows, values
 
     def next_time(self) -> dt.datetime | None:
@@ -216,6 +230,7 @@ class Catalog:
             values = self._conform(INDICATORS, schema.empty(schema.INDICATORS))
             self._session_ind = _t.SessionTable(values)
             self._session_quality = self._conform(QUALITY, schema.empty(schema.QUALITY))
+            self._quality_source = None
             self._dirty.update((SESSION, INDICATORS, QUALITY))
 
     def clear_historical_bars(self) -> None:
@@ -293,12 +308,21 @@ class Catalog:
             self._write("quality", table.sort(keys))
 
     def set_session_quality(self, frame: pl.DataFrame) -> None:
-        """Replace the current session's quality rows (shown after the history's in `quality`).
-
-        The stream calls this at every timestamp, so it only swaps a reference.
-        """
+        """Replace the current session's quality rows (shown after the history's in `quality`)."""
         with self._lock:
             self._session_quality = self._conform(QUALITY, frame)
+            self._quality_source = None
+            self._dirty.add(QUALITY)
+
+    def set_session_quality_source(self, source: Callable[[dt.datetime], pl.DataFrame]) -> None:
+        """Compute the session's quality rows on read, as ``source(clock)``.
+
+        The stream passes its counters' frame builder, so a timestamp costs nothing
+        here; the rows are built only when `quality` is read, once per clock.
+        """
+        with self._lock:
+            self._quality_source = source
+            self._quality_built = (-1, None)
             self._dirty.add(QUALITY)
 
     def get_historical_indicator(
@@ -401,12 +425,22 @@ class Catalog:
         """Return what table `name` shows now (session parts: revealed rows only)."""
         if name == SESSION:
             return self._session.snapshot()
+        if name == QUALITY and self._quality_source is not None:
+            self._build_session_quality()
         if name == QUALITY and self._session_quality.height:
             return pl.concat([self._frames[name], self._session_quality], rechunk=False)
         if name == INDICATORS and self._session_ind.cursor:
             revealed = self._session_ind.frame.slice(0, self._session_ind.cursor)
             return pl.concat([self._frames[name], revealed], rechunk=False)
         return self._frames[name]
+
+    def _build_session_quality(self) -> None:
+        clock = self._session.clock
+        if self._quality_source is None or clock is None:
+            return
+        if self._quality_built != (self._session.cursor, clock):
+            self._session_quality = self._conform(QUALITY, self._quality_source(clock))
+            self._quality_built = (self._session.cursor, clock)
 
     def _flush(self) -> None:
         if self._session.flush(self._enum):

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from pipeline import __version__
-from pipeline.cli import _common, data, sql
+from pipeline.cli import _common, data, run, sql
 
 app = typer.Typer(
     name="pipeline",
@@ -21,6 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(data.app, name="data")
+app.command("run")(run.run_command)
 app.command("sql")(sql.sql_command)
 app.command("query")(sql.query_command)
 

@@ -62,16 +62,25 @@ def set_debug(debug: bool) -> None:
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:
-    """Send log records to stderr through rich, at a level set by -v/-q."""
-    from rich.console import Console
-    from rich.logging import RichHandler
+    """Send log records to stderr at a level set by -v/-q: rich in a terminal, else plain lines.
 
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    if verbose == 0 and not quiet:
-        level = logging.WARNING
-    handler = RichHandler(
-        console=Console(stderr=True), show_path=False, show_time=verbose > 0, markup=False
-    )
+    Plain lines (``INFO [SESSION_FLOW] PHASE_2.1: ...``) are never wrapped, so a log
+    written to a file can be searched line by line.
+    """
+    level = logging.WARNING
+    if quiet:
+        level = logging.ERROR
+    elif verbose:
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger("pipeline")
     root.handlers[:] = [handler]
     root.setLevel(level)

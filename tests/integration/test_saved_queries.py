@@ -21,6 +21,7 @@ PARAMS = {
     "gaps": {"interval": "1m"},
     "daily_ohlcv": {"start": "2024-07-01", "end": "2024-07-05"},
     "audit_bars": {"interval": "1m"},
+    "derive_bars": {"target": "15m", "base": "1m"},
 }
 
 

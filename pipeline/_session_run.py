@@ -1,0 +1,235 @@
+"""One session of the flow, phases 1.2 to 6 (see `pipeline.runner` for the overview)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from pipeline import calendar, hist_indicators, history, schema, session
+from pipeline.intervals import Interval
+from pipeline.stream import SessionQuality, Subscriber, stream
+
+if TYPE_CHECKING:
+    from pipeline.runner import Coordinator
+
+log = logging.getLogger("pipeline.flow")
+FLOW = "[SESSION_FLOW] "
+
+
+class SessionRun:
+    """The state of one session while its phases run."""
+
+    def __init__(self, coordinator: Coordinator, day: dict[str, Any]) -> None:
+        self.c = coordinator
+        self.day: dt.date = day["session"]
+        self.row = coordinator.days.filter(pl.col("session") == self.day)
+        self.seconds: dict[str, float] = {}
+        self.bars: dict[str, int] = {}
+        self.history_days: dict[Interval, list[dt.date]] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time a phase into `seconds`."""
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def execute(self, subscribers: Sequence[Subscriber], *, speed: float | None) -> dict[str, Any]:
+        """Run phases 1.2 to 6; return the session's figures."""
+        catalog = self.c.catalog
+        with self.phase("1"):
+            catalog.clear_session_bars()
+            catalog.clear_historical_bars()
+            self._log_hours()
+        with self.phase("2.1"):
+            loaded = self._load_history()
+        with self.phase("2.4"):
+            derived = self._derive_history(loaded)
+        hist = pl.concat([loaded, derived]) if derived.height else loaded
+        catalog.set_table("history_bars", hist)
+        with self.phase("2.2"):
+            self._historical_indicators(hist)
+        with self.phase("2.3"):
+            self._assess(loaded)
+        with self.phase("3"):
+            table, values = self._build(hist)
+        with self.phase("4"):
+            catalog.load_session(table, values)
+        with self.phase("5"):
+            stats = stream(catalog, self._quality(table), subscribers, speed=speed)
+        return self._record(table, stats.timestamps, values.height)
+
+    # -- phases ----------------------------------------------------------------------
+    def _log_hours(self) -> None:
+        r = self.row.row(0, named=True)
+        early = " (early close)" if r["early_close"] else ""
+        log.info(
+            "%sPHASE_1.3: Session %s %s–%s UTC%s",  # noqa: RUF001 - the design's dash
+            FLOW,
+            self.day,
+            f"{r['open']:%H:%M}",
+            f"{r['close']:%H:%M}",
+            early,
+        )
+
+    def _load_history(self) -> pl.DataFrame:
+        frames = []
+        for entry in self.c.config.history:
+            iv = Interval.parse(entry.interval)
+            window = self.c.caches[iv].window(self.day, entry.sessions, include_day=False)
+            days = calendar.sessions_before(self.c.mic, self.day, entry.sessions)
+            if len(days) > len(self.history_days.get(iv, [])):
+                self.history_days[iv] = days
+            names = None if entry.symbols == "all" else list(entry.symbols)
+            bars = history.select(window.lazy(), self.day, days, names).collect()
+            frames.append(bars)
+            self._log_loaded(bars, iv)
+        self.bars["2.1"] = sum(f.height for f in frames)
+        if not frames:
+            return schema.empty(schema.CATALOG_BARS)
+        return pl.concat(frames).unique(
+            ["symbol", "interval", "ts"], keep="first", maintain_order=True
+        )
+
+    def _log_loaded(self, bars: pl.DataFrame, iv: Interval) -> None:
+        counts = bars.group_by("symbol").len().sort("symbol")
+        for symbol, n in counts.iter_rows():
+            log.info("%sPHASE_2.1: Loaded %d bars for %s %s", FLOW, n, symbol, iv)
+
+    def _derive_history(self, loaded: pl.DataFrame) -> pl.DataFrame:
+        base, targets = self.c.streams.base, self.c.streams.derived
+        source = loaded.filter(pl.col("interval") == str(base))
+        if source.is_empty() or not targets:
+            self.bars["2.4"] = 0
+            return schema.empty(schema.CATALOG_BARS)
+        days = self._calendar_rows(self.history_days[base])
+        out = history.derive_intervals(
+            source.lazy(), days, base, targets, emit_incomplete=self._emit
+        ).collect(engine="in-memory")
+        self.bars["2.4"] = out.height
+        for iv in targets:
+            n = out.filter(pl.col("interval") == str(iv)).height
+            log.info("%sPHASE_2.4: Derived %d %s bars", FLOW, n, iv)
+        return out
+
+    def _historical_indicators(self, hist: pl.DataFrame) -> None:
+        specs = self.c.config.historical_indicators
+        values = schema.empty(schema.INDICATORS)
+        if specs:
+            opened = self.row["open"][0]
+            values = hist_indicators.compute(
+                hist.lazy(), specs, self.day, opened, sessions=self._calendar_rows(self._all_days())
+            ).collect(engine="in-memory")
+        self.c.catalog.set_table("indicators", values)
+        symbols = values["symbol"].n_unique() if values.height else 0
+        log.info("%sPHASE_2.2: Computed %d indicators for %d symbols", FLOW, len(specs), symbols)
+
+    def _assess(self, loaded: pl.DataFrame) -> None:
+        if not self.c.config.quality.enabled or loaded.is_empty():
+            return
+        rows, holes = [], []
+        base = self.c.streams.base
+        for name in loaded["interval"].unique(maintain_order=True).to_list():
+            iv = Interval.parse(name)
+            bars = loaded.filter(pl.col("interval") == name)
+            inherit = self.c.streams.derived if iv == base else ()
+            days = self._calendar_rows(self.history_days[iv])
+            q, g = history.assess(bars.lazy(), days, iv, inherit)
+            rows.append(q)
+            holes.append(g)
+        quality = pl.concat(rows).collect(engine="in-memory")
+        self.c.catalog.set_table("quality", quality)
+        self.c.catalog.set_table("gaps", pl.concat(holes).collect(engine="in-memory"))
+        average = _mean(quality)
+        log.info(
+            "%sPHASE_2.3: Assigned quality to %d symbol/interval pairs (avg %s)",
+            FLOW,
+            quality.select("symbol", "interval").n_unique(),
+            "n/a" if average is None else f"{average:.1f}%",
+        )
+
+    def _build(self, hist: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        base, derived = self.c.streams.base, self.c.streams.derived
+        today = self.c.caches[base].window(self.day, 0, include_day=True)
+        table = session.build(
+            today.lazy(), self.row, base, derived, emit_incomplete=self._emit
+        ).collect(engine="in-memory")
+        specs = self.c.config.indicators
+        values = schema.empty(schema.INDICATORS)
+        if specs and table.height:
+            since = table["ts"].min()
+            assert isinstance(since, dt.datetime)
+            values = session.session_indicators(hist.lazy(), table.lazy(), specs, since).collect(
+                engine="in-memory"
+            )
+        self.bars["3"] = table.height
+        log.info(
+            "%sPHASE_3.2: Loaded %d bars across %d streams", FLOW, table.height, 1 + len(derived)
+        )
+        return table, values
+
+    def _quality(self, table: pl.DataFrame) -> SessionQuality:
+        base = self.c.streams.base
+        slots = calendar.slots(self.row, base).collect()
+        closes = (slots["ts"] + base.duration).clip(upper_bound=self.row["close"][0])
+        return SessionQuality(table, closes, str(base), self.day, self.c.catalog.universe)
+
+    def _record(self, table: pl.DataFrame, steps: int, values: int) -> dict[str, Any]:
+        quality = self.c.catalog.table("quality").filter(
+            (pl.col("session") == self.day) & (pl.col("interval") == str(self.c.streams.base))
+        )
+        average = _mean(quality)
+        figures = pl.DataFrame(
+            {
+                "run_id": self.c.run_id,
+                "session": self.day,
+                "phase": list(self.seconds),
+                "bars": [self.bars.get(p, 0) for p in self.seconds],
+                "seconds": list(self.seconds.values()),
+                "quality": average,
+            },
+            schema=schema.SESSIONS,
+        )
+        self.c.catalog.append_table("sessions", figures)
+        log.info(
+            "%sPHASE_6: Session %s done: %d bars, %d timestamps, %d indicator values",
+            FLOW,
+            self.day,
+            table.height,
+            steps,
+            values,
+        )
+        return {
+            "session": self.day,
+            "history_bars": self.bars.get("2.1", 0) + self.bars.get("2.4", 0),
+            "session_bars": table.height,
+            "timestamps": steps,
+            "indicator_values": values,
+            "quality": average,
+            "seconds": sum(self.seconds.values()),
+        }
+
+    # -- helpers ---------------------------------------------------------------------
+    @property
+    def _emit(self) -> bool:
+        return self.c.config.quality.emit_incomplete
+
+    def _calendar_rows(self, days: Sequence[dt.date]) -> pl.DataFrame:
+        """Calendar rows of `days` (history sessions, all strictly before the day)."""
+        wanted = pl.Series(list(days), dtype=pl.Date).implode()
+        return self.c.all_days.filter(pl.col("session").is_in(wanted))
+
+    def _all_days(self) -> list[dt.date]:
+        return sorted({d for days in self.history_days.values() for d in days})
+
+
+def _mean(quality: pl.DataFrame) -> float | None:
+    """Return the mean of the ``quality`` column, or None when there is none."""
+    value = quality.select(pl.col("quality").mean()).item() if quality.height else None
+    return None if value is None else float(value)

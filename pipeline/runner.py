@@ -1,0 +1,169 @@
+"""The coordinator: replays the run's sessions in order, the only place that collects.
+
+For each trading session of the date range:
+
+1.1 resolve the streams once: the base interval and the derived ones
+    (`intervals.base_interval`), and check every symbol has the base in range;
+1.2 clear the session state (`catalog`);
+1.3 take the session's regular hours from the calendar (`calendar`);
+2.1 load the trailing history of each config entry (`loader`, `history.select`);
+2.4 derive the historical bars of the derived streams (`history.derive_intervals`);
+2.2 compute the historical indicators (`hist_indicators`);
+2.3 assess the history's quality and gaps (`history.assess`);
+3   build the session table and its indicators (`session`);
+4   activate: hand the session to the catalog (`catalog.load_session`);
+5   stream it, timestamp by timestamp (`stream`);
+6   record the session's figures in the ``sessions`` table, and go on.
+
+Phase 2.4 runs before 2.2 and 2.3 so they see the derived bars too. Every phase logs
+one ``[SESSION_FLOW] PHASE_x.y`` line at INFO (per-timestamp lines at DEBUG).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from pipeline import calendar, schema
+from pipeline._session_run import SessionRun
+from pipeline.catalog import Catalog, get_catalog
+from pipeline.config import RunConfig, config_hash
+from pipeline.errors import DataNotFoundError
+from pipeline.intervals import Interval, base_interval
+from pipeline.loader import BarCache, LoadSpec, plan
+from pipeline.store import Store
+from pipeline.stream import Subscriber
+
+log = logging.getLogger("pipeline.flow")
+FLOW = "[SESSION_FLOW] "
+
+
+@dataclass(frozen=True)
+class Streams:
+    """Phase 1.1's answer: what is streamed and what is derived from it."""
+
+    base: Interval
+    derived: tuple[Interval, ...]
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run did: its id and one row of figures per session."""
+
+    run_id: str
+    sessions: pl.DataFrame
+    seconds: float
+
+
+def resolve_streams(config: RunConfig, store: Store, run_days: pl.DataFrame) -> Streams:
+    """Phase 1.1: pick the base interval and check every symbol has it over the run."""
+    base = base_interval(list(config.streams), store.intervals())
+    derived = tuple(sorted(Interval.parse(s) for s in config.streams if Interval.parse(s) != base))
+    inventory = store.inventory().filter(pl.col("interval") == str(base))
+    have = {r["symbol"]: r for r in inventory.iter_rows(named=True)}
+    first_close, last_open = run_days["close"][0], run_days["open"][-1]
+    problems = []
+    for symbol in config.symbols:
+        row = have.get(symbol)
+        if row is None:
+            stored = sorted(str(iv) for iv in store.intervals() if symbol in store.symbols(iv))
+            problems.append(f"{symbol} has no {base} bars (stored: {', '.join(stored) or 'none'})")
+        elif row["first"] >= first_close or row["last"] < last_open:
+            problems.append(
+                f"{symbol} {base} bars run {row['first']:%Y-%m-%d} to {row['last']:%Y-%m-%d}"
+            )
+    if problems:
+        start, end = run_days["session"][0], run_days["session"][-1]
+        raise DataNotFoundError(
+            f"The run needs {base} bars for every symbol from {start} to {end}: "
+            + "; ".join(problems)
+            + ". Import the missing bars or narrow the run's symbols or dates."
+        )
+    names = ", ".join(str(d) for d in derived) or "nothing"
+    log.info("%sPHASE_1.1: Streaming %s, deriving %s", FLOW, base, names)
+    return Streams(base, derived)
+
+
+class Coordinator:
+    """Runs a config's sessions against a store, writing into the catalog."""
+
+    def __init__(self, config: RunConfig, store: Store, catalog: Catalog | None = None) -> None:
+        self.config, self.store = config, store
+        self.catalog = catalog or get_catalog()
+        self.mic = config.calendar
+        self.days = calendar.sessions(self.mic, config.start, config.end)
+        if self.days.is_empty():
+            raise DataNotFoundError(
+                f"{config.start}..{config.end} holds no {self.mic} session: widen the dates."
+            )
+        self.streams = resolve_streams(config, store, self.days)
+        self.run_id = config_hash(config)
+        self.catalog.set_universe(config.symbols)
+        lookback = max([h.sessions for h in config.history], default=0)
+        first = calendar.sessions_before(self.mic, config.start, lookback)[:1] or [config.start]
+        self.all_days = calendar.sessions(self.mic, first[0], self.days["session"][-1])
+        self.caches = {spec.interval: self._cache(spec) for spec in self._plan()}
+
+    def _plan(self) -> list[LoadSpec]:
+        everyone = list(self.config.symbols)
+        wanted = [
+            (h.interval, h.sessions, everyone if h.symbols == "all" else list(h.symbols))
+            for h in self.config.history
+        ]
+        wanted.append((str(self.streams.base), 0, everyone))
+        return plan(wanted, self.store.intervals())
+
+    def _cache(self, spec: LoadSpec) -> BarCache:
+        return BarCache(
+            self.store,
+            spec,
+            self.all_days,
+            self.mic,
+            extended_hours=self.config.extended_hours,
+            emit_incomplete=self.config.quality.emit_incomplete,
+            symbol_type=schema.symbol_dtype(self.config.symbols),
+        )
+
+    def run(
+        self,
+        subscribers: Sequence[Subscriber] = (),
+        *,
+        speed: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RunReport:
+        """Run every session in order; return the per-session figures."""
+        started = time.perf_counter()
+        rows = []
+        days = self.days.rows(named=True)
+        for done, day in enumerate(days, start=1):
+            rows.append(self.run_session(day, subscribers, speed=speed))
+            if progress is not None:
+                progress(done, len(days))
+        figures = pl.DataFrame(rows, orient="row")
+        return RunReport(self.run_id, figures, time.perf_counter() - started)
+
+    def run_session(
+        self,
+        day: dict[str, object],
+        subscribers: Sequence[Subscriber] = (),
+        *,
+        speed: float | None = None,
+    ) -> dict[str, object]:
+        """Run phases 1.2 to 6 for one session (a row of `calendar.sessions`)."""
+        return SessionRun(self, day).execute(subscribers, speed=speed)
+
+
+def run(
+    config: RunConfig,
+    store: Store,
+    subscribers: Sequence[Subscriber] = (),
+    *,
+    speed: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunReport:
+    """Run the session flow for `config` over `store`; see the module docstring."""
+    return Coordinator(config, store).run(subscribers, speed=speed, progress=progress)
