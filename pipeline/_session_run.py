@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from pipeline import calendar, hist_indicators, history, schema, session
+from pipeline import calendar, hist_indicators, schema, session
 from pipeline.intervals import Interval
+from pipeline.loader import GAPS, QUALITY
 from pipeline.stream import SessionQuality, Subscriber, stream
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class SessionRun:
         with self.phase("2.1"):
             loaded = self._load_history()
         with self.phase("2.4"):
-            derived = self._derive_history(loaded)
+            derived = self._derive_history()
         hist = pl.concat([loaded, derived]) if derived.height else loaded
         catalog.set_table("history_bars", hist)
         with self.phase("2.2"):
@@ -80,42 +81,46 @@ class SessionRun:
 
     def _load_history(self) -> pl.DataFrame:
         frames = []
-        for entry in self.c.config.history:
-            iv = Interval.parse(entry.interval)
-            window = self.c.caches[iv].window(self.day, entry.sessions, include_day=False)
-            days = calendar.sessions_before(self.c.mic, self.day, entry.sessions)
-            if len(days) > len(self.history_days.get(iv, [])):
-                self.history_days[iv] = days
-            names = None if entry.symbols == "all" else list(entry.symbols)
-            bars = history.select(window.lazy(), self.day, days, names).collect()
+        for iv, (sessions, names) in self._history_plan().items():
+            bars = self.c.caches[iv].window(self.day, sessions, include_day=False)
+            if names is not None:
+                bars = bars.filter(pl.col("symbol").cast(pl.String).is_in(sorted(names)))
+            self.history_days[iv] = calendar.sessions_before(self.c.mic, self.day, sessions)
             frames.append(bars)
             self._log_loaded(bars, iv)
         self.bars["2.1"] = sum(f.height for f in frames)
-        if not frames:
-            return schema.empty(schema.CATALOG_BARS)
-        return pl.concat(frames).unique(
-            ["symbol", "interval", "ts"], keep="first", maintain_order=True
-        )
+        return pl.concat(frames) if frames else schema.empty(schema.CATALOG_BARS)
+
+    def _history_plan(self) -> dict[Interval, tuple[int, set[str] | None]]:
+        """Merge history entries per interval: the longest window, the union of symbols."""
+        merged: dict[Interval, tuple[int, set[str] | None]] = {}
+        for entry in self.c.config.history:
+            iv = Interval.parse(entry.interval)
+            n, names = merged.get(iv, (0, set()))
+            wanted = None if entry.symbols == "all" or names is None else names | set(entry.symbols)
+            merged[iv] = (max(n, entry.sessions), wanted)
+        return merged
 
     def _log_loaded(self, bars: pl.DataFrame, iv: Interval) -> None:
         counts = bars.group_by("symbol").len().sort("symbol")
         for symbol, n in counts.iter_rows():
             log.info("%sPHASE_2.1: Loaded %d bars for %s %s", FLOW, n, symbol, iv)
 
-    def _derive_history(self, loaded: pl.DataFrame) -> pl.DataFrame:
+    def _derive_history(self) -> pl.DataFrame:
         base, targets = self.c.streams.base, self.c.streams.derived
-        source = loaded.filter(pl.col("interval") == str(base))
-        if source.is_empty() or not targets:
+        if base not in self.history_days or not targets:
             self.bars["2.4"] = 0
             return schema.empty(schema.CATALOG_BARS)
-        days = self._calendar_rows(self.history_days[base])
-        out = history.derive_intervals(
-            source.lazy(), days, base, targets, emit_incomplete=self._emit
-        ).collect(engine="in-memory")
-        self.bars["2.4"] = out.height
+        sessions, names = self._history_plan()[base]
+        frames = []
         for iv in targets:
-            n = out.filter(pl.col("interval") == str(iv)).height
-            log.info("%sPHASE_2.4: Derived %d %s bars", FLOW, n, iv)
+            bars = self.c.caches[base].window(self.day, sessions, include_day=False, part=str(iv))
+            if names is not None:
+                bars = bars.filter(pl.col("symbol").cast(pl.String).is_in(sorted(names)))
+            log.info("%sPHASE_2.4: Derived %d %s bars", FLOW, bars.height, iv)
+            frames.append(bars)
+        out = pl.concat(frames)
+        self.bars["2.4"] = out.height
         return out
 
     def _historical_indicators(self, hist: pl.DataFrame) -> None:
@@ -135,23 +140,21 @@ class SessionRun:
             return
         rows, holes = [], []
         base = self.c.streams.base
-        for name in loaded["interval"].unique(maintain_order=True).to_list():
-            iv = Interval.parse(name)
-            bars = loaded.filter(pl.col("interval") == name)
-            inherit = self.c.streams.derived if iv == base else ()
-            days = self._calendar_rows(self.history_days[iv])
-            q, g = history.assess(bars.lazy(), days, iv, inherit)
+        for iv, days in self.history_days.items():
+            cache = self.c.caches[iv]
+            q = cache.window(self.day, len(days), include_day=False, part=QUALITY)
             rows.append(q)
-            holes.append(g)
-        quality = pl.concat(rows).collect(engine="in-memory")
+            if iv == base:
+                rows += [q.with_columns(interval=pl.lit(str(d))) for d in self.c.streams.derived]
+            holes.append(cache.window(self.day, len(days), include_day=False, part=GAPS))
+        quality = pl.concat(rows).sort("symbol", "interval", "session")
         self.c.catalog.set_table("quality", quality)
-        self.c.catalog.set_table("gaps", pl.concat(holes).collect(engine="in-memory"))
-        average = _mean(quality)
+        self.c.catalog.set_table("gaps", pl.concat(holes).sort("symbol", "interval", "start"))
         log.info(
             "%sPHASE_2.3: Assigned quality to %d symbol/interval pairs (avg %s)",
             FLOW,
             quality.select("symbol", "interval").n_unique(),
-            "n/a" if average is None else f"{average:.1f}%",
+            "n/a" if (average := _mean(quality)) is None else f"{average:.1f}%",
         )
 
     def _build(self, hist: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -1,37 +1,19 @@
-"""Phases 2.1, 2.3 and 2.4: trailing history, its quality, and its derived intervals.
+"""Phases 2.3 and 2.4 over history: quality and gaps, and the derived intervals.
 
-Pure ``LazyFrame -> LazyFrame`` steps over annotated bars (`schema.CATALOG_BARS`);
-the loader reads the store and the coordinator collects. History never holds a bar
-of the session date or later: every step filters on ``session < day``.
+Pure ``LazyFrame -> LazyFrame`` steps over annotated bars (`schema.CATALOG_BARS`).
+The loader applies them once to each chunk of sessions it reads (phase 2.1), and
+the coordinator hands each session the slices of the sessions strictly before it,
+so history never holds a bar of the session date or later.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 
 import polars as pl
 
 from pipeline import calendar, derive, quality, schema
 from pipeline.intervals import Interval
-
-
-def select(
-    bars: pl.LazyFrame, day: dt.date, sessions: Sequence[dt.date], symbols: Sequence[str] | None
-) -> pl.LazyFrame:
-    """Return the bars of `sessions` (all strictly before `day`) for `symbols` (None: all).
-
-    Examples
-    --------
-    >>> select(pl.LazyFrame(schema=schema.CATALOG_BARS), dt.date(2024, 7, 5), [], None)
-    ...     .collect().height  # doctest: +SKIP
-    0
-    """
-    wanted = pl.col("session").is_in(pl.Series(list(sessions), dtype=pl.Date).implode())
-    out = bars.filter(wanted & (pl.col("session") < day))
-    if symbols is not None:
-        out = out.filter(pl.col("symbol").cast(pl.String).is_in(list(symbols)))
-    return out
 
 
 def derive_intervals(

@@ -80,7 +80,9 @@ _Parts = dict[str, pl.Expr]
 _Plan = list[_Parts]
 
 
-def compute(bars: pl.LazyFrame, specs: Sequence[Indicator]) -> pl.LazyFrame:
+def compute(
+    bars: pl.LazyFrame, specs: Sequence[Indicator], *, since: dt.datetime | None = None
+) -> pl.LazyFrame:
     """Compute session indicators over catalog bars, one row per symbol, part and bar.
 
     Parameters
@@ -90,6 +92,10 @@ def compute(bars: pl.LazyFrame, specs: Sequence[Indicator]) -> pl.LazyFrame:
         only the rows of its own ``interval``. Order does not matter.
     specs
         The indicators to compute. Two specs may not share an output name on one interval.
+    since
+        Keep only the values of bars with ``ts >= since`` (the session's, when `bars`
+        hold history for warm-up): they are computed over every bar, but only these
+        are turned into rows, which is most of the cost.
 
     Returns
     -------
@@ -106,7 +112,7 @@ def compute(bars: pl.LazyFrame, specs: Sequence[Indicator]) -> pl.LazyFrame:
     """
     schema.check(bars, _INPUT, "indicator input")
     by_interval = _group_specs(specs)
-    frames = [_for_interval(bars, iv, group) for iv, group in sorted(by_interval.items())]
+    frames = [_for_interval(bars, iv, group, since) for iv, group in sorted(by_interval.items())]
     if not frames:
         symbol = bars.collect_schema()["symbol"]
         return pl.LazyFrame(schema=pl.Schema({**schema.INDICATORS, "symbol": symbol}))
@@ -166,7 +172,9 @@ def _validate(spec: Indicator) -> None:
         raise ConfigError(f"{where}: fast, slow and signal must be integers >= 1, found {periods}.")
 
 
-def _for_interval(bars: pl.LazyFrame, interval: str, specs: list[Indicator]) -> pl.LazyFrame:
+def _for_interval(
+    bars: pl.LazyFrame, interval: str, specs: list[Indicator], since: dt.datetime | None
+) -> pl.LazyFrame:
     """Compute every spec of one interval in one pass, then unfold the values into rows.
 
     The window functions run over (symbol, ts) order, where each symbol's bars are
@@ -181,10 +189,10 @@ def _for_interval(bars: pl.LazyFrame, interval: str, specs: list[Indicator]) -> 
         frame = frame.with_columns(**{k: v for step in steps for k, v in step.items()})
     outputs = {name: expr for plan in plans for name, expr in plan[-1].items()}
     names = sorted(outputs)
-    wide = frame.select(*_INDEX, *(outputs[n].alias(n) for n in names)).sort(
-        "available_at", "symbol", "ts"
-    )
-    return _unfold(wide, names, interval)
+    wide = frame.select(*_INDEX, *(outputs[n].alias(n) for n in names))
+    if since is not None:
+        wide = wide.filter(pl.col("ts") >= since)
+    return _unfold(wide.sort("available_at", "symbol", "ts"), names, interval)
 
 
 def _unfold(wide: pl.LazyFrame, names: list[str], interval: str) -> pl.LazyFrame:

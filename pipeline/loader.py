@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipeline import calendar, derive, schema
+from pipeline import calendar, derive, history, schema
 from pipeline.intervals import Interval
 from pipeline.store import Store
 
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: Sessions per chunk: a month of trading keeps memory small and reads few.
 CHUNK_SESSIONS = 21
+#: Parts of a cache besides the derived intervals.
+BARS, QUALITY, GAPS = "bars", "quality", "gaps"
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,12 @@ class LoadSpec:
 
 
 class BarCache:
-    """Annotated bars of one `LoadSpec`, loaded a chunk of sessions at a time."""
+    """Annotated bars of one `LoadSpec`, loaded a chunk of sessions at a time.
+
+    With `derive_to`, the chunk's bars of those intervals are derived once when the
+    chunk loads; with `assess`, its quality and gaps per session are computed then
+    too. Every part is then sliced per session without copying.
+    """
 
     def __init__(
         self,
@@ -50,52 +57,58 @@ class BarCache:
         extended_hours: bool,
         emit_incomplete: bool,
         symbol_type: pl.Enum,
+        derive_to: Sequence[Interval] = (),
+        assess: bool = False,
     ) -> None:
         self._store, self.spec, self._mic = store, spec, mic
         self._sessions = all_sessions
         self._days: list[dt.date] = all_sessions["session"].to_list()
         self._extended, self._emit = extended_hours, emit_incomplete
         self._enum = symbol_type
-        self._frame = schema.empty(schema.CATALOG_BARS)
+        self._derive_to, self._assess = tuple(derive_to), assess
+        self._parts: dict[str, _BySession] = {}
         self._loaded: tuple[int, int] = (0, -1)  # session positions held: [first, last]
-        self._offsets = np.zeros(1, dtype=np.int64)
 
-    def window(self, day: dt.date, sessions: int, *, include_day: bool) -> pl.DataFrame:
-        """Return the bars of the `sessions` sessions before `day` (and `day` itself if asked).
+    def window(
+        self, day: dt.date, sessions: int, *, include_day: bool, part: str = BARS
+    ) -> pl.DataFrame:
+        """Return `part` for the `sessions` sessions before `day` (and `day` if asked).
 
-        Zero-copy: a slice of the loaded chunk, sorted by (session, symbol, ts).
+        Parts: `BARS`, each derived interval (``"5m"``), `QUALITY`, `GAPS`. Zero-copy:
+        a slice of the loaded chunk, sorted by session.
         """
         end = self._days.index(day) + (1 if include_day else 0)
         first = max(0, end - sessions - (1 if include_day else 0))
-        if end <= first:
-            return self._frame.clear()
-        if not (self._loaded[0] <= first and end - 1 <= self._loaded[1]):
+        if end > first and not (self._loaded[0] <= first and end - 1 <= self._loaded[1]):
             self._load(first, end - 1)
-        lo = int(self._offsets[first - self._loaded[0]])
-        hi = int(self._offsets[end - self._loaded[0]])
-        return self._frame.slice(lo, hi - lo)
+        if end <= first:
+            shape = {QUALITY: schema.QUALITY, GAPS: schema.GAPS}.get(part, schema.CATALOG_BARS)
+            return schema.empty(shape).with_columns(pl.col("symbol").cast(self._enum))
+        found = self._parts.get(part)
+        if found is None:
+            raise KeyError(f"{self.spec.interval} cache holds no part {part!r}")
+        return found.between(first - self._loaded[0], end - self._loaded[0])
 
     def _load(self, first: int, last: int) -> None:
         stop = min(len(self._days) - 1, max(last, first + self.spec.lookback + CHUNK_SESSIONS))
         days = self._sessions.slice(first, stop - first + 1)
-        self._frame = self._read(days)
-        counts = (
-            self._frame.group_by("session")
-            .len()
-            .join(days.select("session"), on="session", how="right")
-            .sort("session")["len"]
-            .fill_null(0)
-            .to_numpy()
-        )
-        self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        bars = self._read(days)
+        parts = {BARS: bars}
+        if self._derive_to:
+            derived = history.derive_intervals(
+                bars.lazy(), days, self.spec.interval, self._derive_to, emit_incomplete=self._emit
+            ).collect(engine="in-memory")
+            for target in self._derive_to:
+                mine = derived.filter(pl.col("interval") == str(target))
+                parts[str(target)] = mine.sort("session", "symbol", "ts")
+        if self._assess:
+            q, g = history.assess(bars.lazy(), days, self.spec.interval, ())
+            parts[QUALITY] = q.sort("session", "symbol").collect(engine="in-memory")
+            parts[GAPS] = g.sort("session", "symbol", "start").collect(engine="in-memory")
+        frames = parts
+        self._parts = {k: _BySession(v, days["session"]) for k, v in frames.items()}
         self._loaded = (first, stop)
-        log.debug(
-            "Loaded %d %s bars for %d sessions from %s",
-            self._frame.height,
-            self.spec.interval,
-            days.height,
-            days["session"][0],
-        )
+        log.debug("Loaded %d %s bars for %d sessions", bars.height, self.spec.interval, days.height)
 
     def _read(self, days: pl.DataFrame) -> pl.DataFrame:
         first, last = days["session"][0], days["session"][-1]
@@ -118,6 +131,27 @@ class BarCache:
             .select(schema.CATALOG_BARS.names())
             .collect(engine="in-memory")
         )
+
+
+class _BySession:
+    """A frame sorted by ``session``, sliced by session positions without copying."""
+
+    def __init__(self, frame: pl.DataFrame, days: pl.Series) -> None:
+        self.frame = frame
+        counts = (
+            frame.group_by("session")
+            .len()
+            .join(days.to_frame("session"), on="session", how="right")
+            .sort("session")["len"]
+            .fill_null(0)
+            .to_numpy()
+        )
+        self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def between(self, first: int, end: int) -> pl.DataFrame:
+        """Return the rows of session positions [first, end)."""
+        lo, hi = int(self._offsets[first]), int(self._offsets[end])
+        return self.frame.slice(lo, hi - lo)
 
 
 def plan(

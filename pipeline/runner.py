@@ -6,10 +6,12 @@ For each trading session of the date range:
     (`intervals.base_interval`), and check every symbol has the base in range;
 1.2 clear the session state (`catalog`);
 1.3 take the session's regular hours from the calendar (`calendar`);
-2.1 load the trailing history of each config entry (`loader`, `history.select`);
-2.4 derive the historical bars of the derived streams (`history.derive_intervals`);
+2.1 load the trailing history of each config entry (`loader`: chunks of sessions
+    read once, sliced per session);
+2.4 derive the historical bars of the derived streams (`history.derive_intervals`,
+    applied per chunk by the loader);
 2.2 compute the historical indicators (`hist_indicators`);
-2.3 assess the history's quality and gaps (`history.assess`);
+2.3 assess the history's quality and gaps (`history.assess`, per chunk);
 3   build the session table and its indicators (`session`);
 4   activate: hand the session to the catalog (`catalog.load_session`);
 5   stream it, timestamp by timestamp (`stream`);
@@ -118,6 +120,8 @@ class Coordinator:
         return plan(wanted, self.store.intervals())
 
     def _cache(self, spec: LoadSpec) -> BarCache:
+        in_history = any(Interval.parse(h.interval) == spec.interval for h in self.config.history)
+        is_base = spec.interval == self.streams.base
         return BarCache(
             self.store,
             spec,
@@ -126,6 +130,8 @@ class Coordinator:
             extended_hours=self.config.extended_hours,
             emit_incomplete=self.config.quality.emit_incomplete,
             symbol_type=schema.symbol_dtype(self.config.symbols),
+            derive_to=self.streams.derived if is_base and in_history else (),
+            assess=in_history and self.config.quality.enabled,
         )
 
     def run(

@@ -66,5 +66,4 @@ def session_indicators(
         return schema.empty(schema.INDICATORS).lazy()
     wanted = sorted({spec.interval for spec in specs})
     both = pl.concat([history, table], how="vertical").filter(pl.col("interval").is_in(wanted))
-    values = indicators.compute(both, specs)
-    return values.filter(pl.col("ts") >= since).sort("available_at", "symbol", "name")
+    return indicators.compute(both, specs, since=since)

@@ -262,3 +262,53 @@ def test_every_command_has_help_with_an_example() -> None:
         result = runner.invoke(app, [*args, "--help"])
         assert result.exit_code == 0, args
         assert "Example: pipeline" in result.stdout, args
+
+
+def test_run_reports_one_row_per_session() -> None:
+    config = REPO / "configs" / "sample.toml"
+    result = runner.invoke(app, ["run", str(config), "--root", str(SAMPLE), "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["session"] for r in rows] == [
+        "2024-07-02",
+        "2024-07-03",
+        "2024-07-05",
+        "2024-07-08",
+        "2024-07-09",
+        "2024-07-10",
+    ]
+    assert rows[1]["timestamps"] == 210
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'name = "x"\nstart = 2024-07-02\nend = 2024-07-03\nsymbls = ["ACME"]\n',
+            "did you mean 'symbols'",
+        ),
+        (
+            'name = "x"\nstart = 2024-07-02\nend = 2024-07-03\nsymbols = ["ZZZ"]\n',
+            "ZZZ has no 1m bars",
+        ),
+        (
+            'name = "x"\nstart = 2024-07-06\nend = 2024-07-07\nsymbols = ["ACME"]\n',
+            "no XNYS session",
+        ),
+    ],
+)
+def test_run_with_a_bad_config_is_one_line_error(text: str, message: str, tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    result = runner.invoke(app, ["run", str(config), "--root", str(SAMPLE)])
+    assert result.exit_code == 1, result.stdout
+    assert result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+
+
+def test_run_refuses_a_non_positive_speed() -> None:
+    config = REPO / "configs" / "sample.toml"
+    result = runner.invoke(app, ["run", str(config), "--root", str(SAMPLE), "--speed", "0"])
+    assert result.exit_code == 1
+    assert "--speed 0.0 is not valid" in result.stderr

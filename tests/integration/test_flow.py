@@ -244,3 +244,34 @@ def test_stream_that_nothing_stored_can_serve_is_an_error() -> None:
     with pytest.raises(IntervalError, match="No stored interval can produce 30s"):
         Coordinator(config, STORE, get_catalog())
     reset_catalog()
+
+
+def test_daily_history_is_generated_from_minutes_when_not_stored(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.write("1m", STORE.read("1m").collect())
+    config = dataclasses.replace(
+        CONFIG,
+        start=dt.date(2024, 7, 10),
+        end=dt.date(2024, 7, 10),
+        history=(dataclasses.replace(CONFIG.history[0], interval="1d", sessions=3),),
+        historical_indicators=(),
+        quality=dataclasses.replace(CONFIG.quality, emit_incomplete=True),
+    )
+    reset_catalog()
+    catalog = get_catalog()
+    Coordinator(config, store, catalog).run()
+    daily = catalog.table("history_bars").filter(pl.col("interval") == "1d").sort("symbol", "ts")
+    acme = daily.filter(pl.col("symbol") == "ACME")
+    assert acme["session"].to_list() == [
+        dt.date(2024, 7, 5),
+        dt.date(2024, 7, 8),
+        dt.date(2024, 7, 9),
+    ]
+    assert acme["n_src"].to_list() == [390, 390, 390]
+    assert acme["complete"].all()
+    stored = STORE.read("1d", ["ACME"], dt.date(2024, 7, 5), dt.date(2024, 7, 9)).collect()
+    assert acme["close"].to_list() == stored["close"].to_list()
+    assert acme["volume"].to_list() == stored["volume"].to_list()
+    tiny = daily.filter(pl.col("symbol") == "TINY")
+    assert not tiny["complete"].any()  # an illiquid day misses minutes: flagged, kept
+    reset_catalog()
