@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from pipeline import calendar, hist_indicators, schema, session
+from pipeline import calendar, hist_indicators, schema
 from pipeline.intervals import Interval
-from pipeline.loader import GAPS, QUALITY
+from pipeline.loader import GAPS, INDICATORS, QUALITY, TABLE
 from pipeline.stream import SessionQuality, Subscriber, stream
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class SessionRun:
         with self.phase("2.3"):
             self._assess(loaded)
         with self.phase("3"):
-            table, values = self._build(hist)
+            table, values = self._build()
         with self.phase("4"):
             catalog.load_session(table, values)
         with self.phase("5"):
@@ -102,6 +102,8 @@ class SessionRun:
         return merged
 
     def _log_loaded(self, bars: pl.DataFrame, iv: Interval) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
         counts = bars.group_by("symbol").len().sort("symbol")
         for symbol, n in counts.iter_rows():
             log.info("%sPHASE_2.1: Loaded %d bars for %s %s", FLOW, n, symbol, iv)
@@ -157,24 +159,14 @@ class SessionRun:
             "n/a" if (average := _mean(quality)) is None else f"{average:.1f}%",
         )
 
-    def _build(self, hist: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        base, derived = self.c.streams.base, self.c.streams.derived
-        today = self.c.caches[base].window(self.day, 0, include_day=True)
-        table = session.build(
-            today.lazy(), self.row, base, derived, emit_incomplete=self._emit
-        ).collect(engine="in-memory")
-        specs = self.c.config.indicators
-        values = schema.empty(schema.INDICATORS)
-        if specs and table.height:
-            since = table["ts"].min()
-            assert isinstance(since, dt.datetime)
-            values = session.session_indicators(hist.lazy(), table.lazy(), specs, since).collect(
-                engine="in-memory"
-            )
+    def _build(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Phase 3: the session table and its indicator values, sliced from the chunk."""
+        cache = self.c.caches[self.c.streams.base]
+        table = cache.window(self.day, 0, include_day=True, part=TABLE)
+        values = cache.window(self.day, 0, include_day=True, part=INDICATORS)
         self.bars["3"] = table.height
-        log.info(
-            "%sPHASE_3.2: Loaded %d bars across %d streams", FLOW, table.height, 1 + len(derived)
-        )
+        streams = 1 + len(self.c.streams.derived)
+        log.info("%sPHASE_3.2: Loaded %d bars across %d streams", FLOW, table.height, streams)
         return table, values
 
     def _quality(self, table: pl.DataFrame) -> SessionQuality:

@@ -81,7 +81,11 @@ _Plan = list[_Parts]
 
 
 def compute(
-    bars: pl.LazyFrame, specs: Sequence[Indicator], *, since: dt.datetime | None = None
+    bars: pl.LazyFrame,
+    specs: Sequence[Indicator],
+    *,
+    since: dt.datetime | None = None,
+    carry: Sequence[str] = (),
 ) -> pl.LazyFrame:
     """Compute session indicators over catalog bars, one row per symbol, part and bar.
 
@@ -96,6 +100,9 @@ def compute(
         Keep only the values of bars with ``ts >= since`` (the session's, when `bars`
         hold history for warm-up): they are computed over every bar, but only these
         are turned into rows, which is most of the cost.
+    carry
+        Columns of `bars` to copy onto each value's row after the schema's columns
+        (e.g. ``session``), gathered with the value, not recomputed.
 
     Returns
     -------
@@ -112,10 +119,14 @@ def compute(
     """
     schema.check(bars, _INPUT, "indicator input")
     by_interval = _group_specs(specs)
-    frames = [_for_interval(bars, iv, group, since) for iv, group in sorted(by_interval.items())]
+    extra = tuple(carry)
+    frames = [
+        _for_interval(bars, iv, group, since, extra) for iv, group in sorted(by_interval.items())
+    ]
     if not frames:
-        symbol = bars.collect_schema()["symbol"]
-        return pl.LazyFrame(schema=pl.Schema({**schema.INDICATORS, "symbol": symbol}))
+        given = bars.collect_schema()
+        shape = {**schema.INDICATORS, "symbol": given["symbol"], **{c: given[c] for c in extra}}
+        return pl.LazyFrame(schema=pl.Schema(shape))
     if len(frames) == 1:
         return frames[0]  # already in order
     names = pl.Enum(sorted({n for spec in specs for n in output_names(spec)}))
@@ -173,7 +184,11 @@ def _validate(spec: Indicator) -> None:
 
 
 def _for_interval(
-    bars: pl.LazyFrame, interval: str, specs: list[Indicator], since: dt.datetime | None
+    bars: pl.LazyFrame,
+    interval: str,
+    specs: list[Indicator],
+    since: dt.datetime | None,
+    carry: tuple[str, ...] = (),
 ) -> pl.LazyFrame:
     """Compute every spec of one interval in one pass, then unfold the values into rows.
 
@@ -189,13 +204,15 @@ def _for_interval(
         frame = frame.with_columns(**{k: v for step in steps for k, v in step.items()})
     outputs = {name: expr for plan in plans for name, expr in plan[-1].items()}
     names = sorted(outputs)
-    wide = frame.select(*_INDEX, *(outputs[n].alias(n) for n in names))
+    wide = frame.select(*_INDEX, *carry, *(outputs[n].alias(n) for n in names))
     if since is not None:
         wide = wide.filter(pl.col("ts") >= since)
-    return _unfold(wide.sort("available_at", "symbol", "ts"), names, interval)
+    return _unfold(wide.sort("available_at", "symbol", "ts"), names, interval, carry)
 
 
-def _unfold(wide: pl.LazyFrame, names: list[str], interval: str) -> pl.LazyFrame:
+def _unfold(
+    wide: pl.LazyFrame, names: list[str], interval: str, carry: tuple[str, ...] = ()
+) -> pl.LazyFrame:
     """Turn value columns into rows, row-major, dropping nulls and NaNs.
 
     The values are laid out row by row (a fixed-size array flattened, no copy), and
@@ -213,6 +230,7 @@ def _unfold(wide: pl.LazyFrame, names: list[str], interval: str) -> pl.LazyFrame
         pl.col("ts").gather(row),
         value.filter(keep).alias("value"),
         pl.col("available_at").gather(row),
+        *(pl.col(c).gather(row) for c in carry),
     )
 
 

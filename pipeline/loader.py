@@ -17,16 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipeline import calendar, derive, history, schema
+from pipeline import calendar, derive, history, indicators, schema, session
+from pipeline.config import Indicator
 from pipeline.intervals import Interval
 from pipeline.store import Store
 
 log = logging.getLogger(__name__)
 
-#: Sessions per chunk: a month of trading keeps memory small and reads few.
-CHUNK_SESSIONS = 21
+#: Sessions per chunk: two months of trading keep memory bounded and reads few.
+CHUNK_SESSIONS = 42
 #: Parts of a cache besides the derived intervals.
-BARS, QUALITY, GAPS = "bars", "quality", "gaps"
+BARS, QUALITY, GAPS, TABLE, INDICATORS = "bars", "quality", "gaps", "table", "indicators"
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,10 @@ class BarCache:
 
     With `derive_to`, the chunk's bars of those intervals are derived once when the
     chunk loads; with `assess`, its quality and gaps per session are computed then
-    too. Every part is then sliced per session without copying.
+    too. With `session_specs` (the base interval's cache), the session tables of the
+    chunk's sessions (base and derived bars in stream order) and their indicator
+    values are built then as well. Every part is then sliced per session without
+    copying.
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class BarCache:
         symbol_type: pl.Enum,
         derive_to: Sequence[Interval] = (),
         assess: bool = False,
+        session_specs: Sequence[Indicator] | None = None,
     ) -> None:
         self._store, self.spec, self._mic = store, spec, mic
         self._sessions = all_sessions
@@ -66,6 +71,7 @@ class BarCache:
         self._extended, self._emit = extended_hours, emit_incomplete
         self._enum = symbol_type
         self._derive_to, self._assess = tuple(derive_to), assess
+        self._specs = None if session_specs is None else tuple(session_specs)
         self._parts: dict[str, _BySession] = {}
         self._loaded: tuple[int, int] = (0, -1)  # session positions held: [first, last]
 
@@ -74,22 +80,27 @@ class BarCache:
     ) -> pl.DataFrame:
         """Return `part` for the `sessions` sessions before `day` (and `day` if asked).
 
-        Parts: `BARS`, each derived interval (``"5m"``), `QUALITY`, `GAPS`. Zero-copy:
-        a slice of the loaded chunk, sorted by session.
+        Parts: `BARS`, each derived interval (``"5m"``), `QUALITY`, `GAPS`, `TABLE`,
+        `INDICATORS`. Zero-copy: a slice of the loaded chunk, sorted by session.
         """
         end = self._days.index(day) + (1 if include_day else 0)
         first = max(0, end - sessions - (1 if include_day else 0))
         if end > first and not (self._loaded[0] <= first and end - 1 <= self._loaded[1]):
             self._load(first, end - 1)
         if end <= first:
-            shape = {QUALITY: schema.QUALITY, GAPS: schema.GAPS}.get(part, schema.CATALOG_BARS)
+            shapes = {QUALITY: schema.QUALITY, GAPS: schema.GAPS, INDICATORS: schema.INDICATORS}
+            shape = shapes.get(part, schema.CATALOG_BARS)
             return schema.empty(shape).with_columns(pl.col("symbol").cast(self._enum))
         found = self._parts.get(part)
         if found is None:
             raise KeyError(f"{self.spec.interval} cache holds no part {part!r}")
-        return found.between(first - self._loaded[0], end - self._loaded[0])
+        rows = found.between(first - self._loaded[0], end - self._loaded[0])
+        return rows.drop("session") if part == INDICATORS else rows
 
     def _load(self, first: int, last: int) -> None:
+        # Always hold the lookback before the last session asked for: the next session's
+        # history then fits too, and its indicators are warmed up the same way.
+        first = max(0, min(first, last - self.spec.lookback))
         stop = min(len(self._days) - 1, max(last, first + self.spec.lookback + CHUNK_SESSIONS))
         days = self._sessions.slice(first, stop - first + 1)
         bars = self._read(days)
@@ -105,10 +116,33 @@ class BarCache:
             q, g = history.assess(bars.lazy(), days, self.spec.interval, ())
             parts[QUALITY] = q.sort("session", "symbol").collect(engine="in-memory")
             parts[GAPS] = g.sort("session", "symbol", "start").collect(engine="in-memory")
+        if self._specs is not None:
+            parts.update(self._session_parts(parts))
         frames = parts
         self._parts = {k: _BySession(v, days["session"]) for k, v in frames.items()}
         self._loaded = (first, stop)
         log.debug("Loaded %d %s bars for %d sessions", bars.height, self.spec.interval, days.height)
+
+    def _session_parts(self, parts: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+        """Build the chunk's session tables and indicator values (phase 3, per chunk).
+
+        Indicators run over the whole chunk, whose first sessions are the warm-up
+        (the history lookback), so every value depends only on earlier bars.
+        """
+        intervals = [self.spec.interval, *self._derive_to]
+        both = pl.concat(
+            [parts[str(iv)] if iv in self._derive_to else parts[BARS] for iv in intervals]
+        )
+        table = session.order(both.lazy(), intervals).collect(engine="in-memory")
+        out = {TABLE: table}
+        if not self._specs:
+            empty = schema.empty(schema.INDICATORS).with_columns(pl.col("symbol").cast(self._enum))
+            out[INDICATORS] = empty.with_columns(session=pl.lit(None, pl.Date))
+        else:
+            out[INDICATORS] = indicators.compute(
+                both.lazy(), self._specs, carry=("session",)
+            ).collect(engine="in-memory")
+        return out
 
     def _read(self, days: pl.DataFrame) -> pl.DataFrame:
         first, last = days["session"][0], days["session"][-1]

@@ -77,7 +77,7 @@ def gaps(bars: pl.LazyFrame, slots: pl.LazyFrame, interval: str) -> pl.LazyFrame
     """
     width = Interval.parse(interval).duration
     return (
-        _grid(bars, slots)
+        _grid(bars, slots, _incomplete(bars, slots))
         .with_columns(run=pl.struct("symbol", "session", "missing").rle_id())
         .filter(pl.col("missing"))
         .group_by("symbol", "session", "run")
@@ -130,15 +130,39 @@ def _marks(bars: pl.LazyFrame) -> pl.LazyFrame:
     return bars.select(pl.col("symbol").cast(pl.String), "ts").unique()
 
 
-def _grid(bars: pl.LazyFrame, slots: pl.LazyFrame) -> pl.LazyFrame:
-    """Return every (symbol, session, ts) slot with ``missing`` true where no bar holds it.
-
-    Sorted by (symbol, session, ts), the order run detection relies on.
-    """
-    hits = _marks(bars).with_columns(hit=pl.lit(value=True))
+def _incomplete(bars: pl.LazyFrame, slots: pl.LazyFrame) -> pl.LazyFrame:
+    """Return the (symbol, session) pairs missing at least one slot: where gaps can be."""
+    grid = slots.select("session", "ts")
+    present = (
+        _marks(bars).join(grid, on="ts", how="inner").group_by("symbol", "session").len("present")
+    )
+    expected = grid.group_by("session").len("expected")
     return (
         _symbols(bars)
-        .join(slots.select("session", "ts"), how="cross")
+        .join(expected, how="cross")
+        .join(present, on=["symbol", "session"], how="left")
+        .filter(pl.col("present").fill_null(0) < pl.col("expected"))
+        .select("symbol", "session")
+    )
+
+
+def _grid(
+    bars: pl.LazyFrame, slots: pl.LazyFrame, pairs: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """Return every (symbol, session, ts) slot with ``missing`` true where no bar holds it.
+
+    `pairs` limits it to those (symbol, session) pairs (default: every symbol of
+    `bars` on every session of `slots`). Sorted by (symbol, session, ts), the order
+    run detection relies on.
+    """
+    hits = _marks(bars).with_columns(hit=pl.lit(value=True))
+    pairs = (
+        _symbols(bars).join(slots.select("session").unique(), how="cross")
+        if pairs is None
+        else pairs
+    )
+    return (
+        pairs.join(slots.select("session", "ts"), on="session")
         .join(hits, on=["symbol", "ts"], how="left")
         .select("symbol", "session", "ts", missing=pl.col("hit").is_null())
         .sort("symbol", "session", "ts")

@@ -130,8 +130,9 @@ class Coordinator:
             extended_hours=self.config.extended_hours,
             emit_incomplete=self.config.quality.emit_incomplete,
             symbol_type=schema.symbol_dtype(self.config.symbols),
-            derive_to=self.streams.derived if is_base and in_history else (),
+            derive_to=self.streams.derived if is_base else (),
             assess=in_history and self.config.quality.enabled,
+            session_specs=self.config.indicators if is_base else None,
         )
 
     def run(

@@ -55,12 +55,15 @@ def order(table: pl.LazyFrame, intervals: Sequence[Interval]) -> pl.LazyFrame:
 
 
 def session_indicators(
-    history: pl.LazyFrame, table: pl.LazyFrame, specs: Sequence[Indicator], since: dt.datetime
+    history: pl.LazyFrame,
+    table: pl.LazyFrame,
+    specs: Sequence[Indicator],
+    since: dt.datetime | None,
 ) -> pl.LazyFrame:
     """Return the session's indicator values, computed over history + session.
 
-    Only values of bars from `since` (the session's first bar) on are kept, sorted by
-    (available_at, symbol, name): the order in which the stream reveals them.
+    Only values of bars from `since` (the session's first bar; None: all) on are
+    kept, sorted by (available_at, symbol, name): the order the stream reveals them.
     """
     if not specs:
         return schema.empty(schema.INDICATORS).lazy()

@@ -270,3 +270,15 @@ def test_latest_returns_the_newest_visible_value_per_symbol_and_name() -> None:
         ("B", "sma_1", 6.0),
     ]
     assert got["available_at"].to_list() == [T0 + dt.timedelta(minutes=2)] * 4
+
+
+def test_carried_columns_follow_their_values() -> None:
+    days = [DAY] * 3 + [DAY + dt.timedelta(days=1)] * 2
+    bars = _bars([1.0, 2.0, 3.0, 4.0, 5.0], session=days)
+    specs = (Indicator("sma", "1m", 2), Indicator("sma", "1m", 3))
+    out = indicators.compute(bars.lazy(), specs, carry=("session",)).collect()
+    assert out.columns == [*schema.INDICATORS, "session"]
+    by_ts = dict(zip(bars["ts"], bars["session"], strict=True))
+    assert all(by_ts[t] == s for t, s in zip(out["ts"], out["session"], strict=True))
+    empty = indicators.compute(bars.lazy(), (), carry=("session",)).collect()
+    assert empty.columns == [*schema.INDICATORS, "session"]
