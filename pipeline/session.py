@@ -1,10 +1,11 @@
 """Phase 3: the session table and the session's indicators.
 
 The session's base bars (regular hours unless the run asks for extended hours) and
-its derived bars, built up front as one table sorted by (``available_at``,
-``symbol``, interval length) so the stream only has to move a cursor. Session
-indicators are computed over history + session (warmed up from history) and keep
-only the session's values, each visible with its bar.
+its derived bars, in one table sorted by (``available_at``, ``symbol``, interval
+length), so the stream only has to move a cursor; and the indicator values of those
+bars, computed over history + session (warmed up from history), each visible with
+its bar. The loader applies these functions once to a chunk of sessions (whose
+first sessions are the history lookback) and the coordinator slices each session.
 """
 
 from __future__ import annotations

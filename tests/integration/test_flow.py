@@ -275,3 +275,23 @@ def test_daily_history_is_generated_from_minutes_when_not_stored(tmp_path: Path)
     tiny = daily.filter(pl.col("symbol") == "TINY")
     assert not tiny["complete"].any()  # an illiquid day misses minutes: flagged, kept
     reset_catalog()
+
+
+def test_streamed_indicators_equal_one_batch_computation(sample_run: Run) -> None:
+    from pipeline import indicators
+
+    first = calendar.sessions_before("XNYS", CONFIG.start, CONFIG.history[0].sessions)[0]
+    days = calendar.sessions("XNYS", first, CONFIG.end)
+    raw = STORE.read("1m", list(CONFIG.symbols), first, CONFIG.end).with_columns(
+        pl.col("symbol").cast(schema.symbol_dtype(CONFIG.symbols))
+    )
+    base = derive.annotate(raw, "1m", days, NY).collect()
+    bars = pl.concat(
+        [base] + [derive.derive(base.lazy(), days, iv, "1m").collect() for iv in ("5m", "15m")]
+    )
+    batch = indicators.compute(
+        bars.lazy(), CONFIG.indicators, since=dt.datetime(2024, 7, 2, tzinfo=dt.UTC)
+    )
+    streamed = pl.concat([s.indicators for s in sample_run.recorder.steps])
+    assert streamed.height > 30_000
+    assert_frame_equal(streamed, batch.collect())
