@@ -1,0 +1,545 @@
+"""The simulated broker: orders, fills, positions, round trips and equity over bars.
+
+A `Broker` is a deterministic state machine driven by the stream. At each clock time T
+the caller passes the base-interval bars revealed at T (`Broker.on_bars`): working
+orders placed before T fill against them, then positions are marked to the closes and
+one equity row is recorded. Orders placed at T (by a strategy, after ``on_bars``) are
+checked against the trading limits at once, using the last known close as the price:
+a refused order is recorded with its reason, never dropped.
+
+Fill rules, per order and bar (the first bar of its symbol revealed after the order):
+
+- market: the bar's open (``fill = "next_open"``), or with ``fill = "close"`` at once at
+  the signal bar's close (flagged ``at_close``);
+- limit buy: when ``low <= limit``, at ``min(open, limit)``; limit sell: when
+  ``high >= limit``, at ``max(open, limit)`` (a gap through the limit fills at the open);
+- stop buy: when ``high >= stop``, at ``max(open, stop)``; stop sell: when
+  ``low <= stop``, at ``min(open, stop)``; a triggered stop's remainder fills at later
+  opens, like a market order;
+- slippage (basis points, against the trader) applies to market and stop fills;
+- ``volume_cap`` limits one order's fill to that share of the bar's volume; the rest
+  stays working (``on_cap = "keep"``) or is cancelled;
+- without ``allow_short`` a sell fill is cut to the shares held, and without
+  ``max_buying_power`` a buy fill is cut to what cash pays for; the cut part is cancelled.
+
+Quantities are signed in calls and in `positions` (+ long, - short) and absolute in
+`orders`, `fills` and `trades`, which carry a ``side`` column.
+
+Examples
+--------
+>>> import datetime as dt
+>>> import polars as pl
+>>> t = [dt.datetime(2024, 7, 1, 13, m, tzinfo=dt.UTC) for m in (30, 31, 32)]
+>>> bars = lambda i, o, c: pl.DataFrame({"symbol": ["ACME"], "ts": [t[i]], "open": [o],
+...     "high": [max(o, c)], "low": [min(o, c)], "close": [c], "volume": [1e6]})
+>>> broker = Broker(BrokerConfig(cash=1000.0))
+>>> broker.on_bars(t[1], bars(0, 10.0, 10.0))
+>>> broker.market("ACME", 50)
+1
+>>> broker.on_bars(t[2], bars(1, 10.5, 11.0))
+>>> broker.position("ACME"), broker.cash, broker.equity_value
+(50.0, 475.0, 1025.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from collections import Counter, deque
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from pipeline._broker_models import (
+    EPS,
+    EQUITY,
+    FILLS,
+    ORDERS,
+    POSITIONS,
+    TRADES,
+    Bar,
+    BrokerConfig,
+    BrokerError,
+    Commission,
+    Fixed,
+    Kind,
+    Lot,
+    NoCommission,
+    Order,
+    Percent,
+    PerShare,
+    Side,
+    affordable,
+    check_number,
+    check_price,
+    check_quantity,
+    frame,
+    is_market,
+    over,
+    reference_price,
+)
+
+__all__ = [
+    "EQUITY",
+    "FILLS",
+    "ORDERS",
+    "POSITIONS",
+    "TRADES",
+    "Broker",
+    "BrokerConfig",
+    "BrokerError",
+    "Commission",
+    "Fixed",
+    "NoCommission",
+    "Order",
+    "PerShare",
+    "Percent",
+]
+
+_BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
+
+
+class Broker:
+    """Simulate a broker over bars: check and fill orders, keep cash, positions and trades.
+
+    Parameters
+    ----------
+    config
+        Fill rules, costs and trading limits.
+    run_id
+        Written in the ``run_id`` column of every result table.
+    """
+
+    def __init__(self, config: BrokerConfig | None = None, *, run_id: str = "") -> None:
+        self.config = config or BrokerConfig()
+        self.run_id = run_id
+        self._cash = self.config.cash
+        self._clock: dt.datetime | None = None
+        self._qty: dict[str, float] = {}
+        self._lots: dict[str, deque[Lot]] = {}
+        self._realised: dict[str, float] = {}
+        self._close: dict[str, float] = {}
+        self._volume: dict[str, float] = {}
+        self._quality: dict[str, float] = {}
+        self._bars: Counter[str] = Counter()
+        self._orders: list[Order] = []
+        self._working: list[Order] = []
+        self._fills: list[tuple[Any, ...]] = []
+        self._trades: list[tuple[Any, ...]] = []
+        self._equity: list[tuple[Any, ...]] = []
+        self._positions: list[tuple[Any, ...]] = []
+        self._peak = -math.inf
+
+    # --- state ---------------------------------------------------------------------
+
+    @property
+    def clock(self) -> dt.datetime | None:
+        """The time of the last `on_bars` call (None before the first)."""
+        return self._clock
+
+    @property
+    def cash(self) -> float:
+        """Cash now."""
+        return self._cash
+
+    @property
+    def equity_value(self) -> float:
+        """Cash plus every position marked at its symbol's last close."""
+        return self._cash + sum(q * self._close[s] for s, q in self._qty.items() if q)
+
+    def position(self, symbol: str) -> float:
+        """Return the signed quantity held in `symbol` (0 when flat)."""
+        return self._qty.get(symbol, 0.0)
+
+    def avg_price(self, symbol: str) -> float | None:
+        """Return the average entry price of the open FIFO lots of `symbol` (None when flat)."""
+        lots = self._lots.get(symbol)
+        if not lots:
+            return None
+        return sum(lot.quantity * lot.price for lot in lots) / sum(lot.quantity for lot in lots)
+
+    def holdings(self) -> dict[str, float]:
+        """Return the signed quantity of every open position, by symbol."""
+        return {s: q for s, q in sorted(self._qty.items()) if q}
+
+    def last_price(self, symbol: str) -> float | None:
+        """Return the last close seen for `symbol` (None before its first bar)."""
+        return self._close.get(symbol)
+
+    def order(self, order_id: int) -> Order:
+        """Return a copy of an order's record (status, filled quantity, reason)."""
+        if not 1 <= order_id <= len(self._orders):
+            raise BrokerError(
+                f"Order id {order_id} does not exist; use an id an order call returned."
+            )
+        return dataclasses.replace(self._orders[order_id - 1])
+
+    def working_orders(self, symbol: str | None = None) -> list[Order]:
+        """Return copies of the working orders (of `symbol` only, when given), oldest first."""
+        return [dataclasses.replace(o) for o in self._working if symbol in (None, o.symbol)]
+
+    def set_quality(self, quality: Mapping[str, float]) -> None:
+        """Set the data quality (%) of symbols; a symbol never set is not gated."""
+        self._quality.update(quality)
+
+    # --- orders --------------------------------------------------------------------
+
+    def market(self, symbol: str, quantity: float) -> int:
+        """Place a market order (`quantity` > 0 buys, < 0 sells); return its id."""
+        return self._place(symbol, quantity, "market")
+
+    def limit(self, symbol: str, quantity: float, price: float) -> int:
+        """Place a limit order at `price`; return its id."""
+        return self._place(symbol, quantity, "limit", limit=check_price(price, "limit"))
+
+    def stop(self, symbol: str, quantity: float, price: float) -> int:
+        """Place a stop order triggered at `price`; return its id."""
+        return self._place(symbol, quantity, "stop", stop=check_price(price, "stop"))
+
+    def target_quantity(self, symbol: str, quantity: float) -> int | None:
+        """Order what moves `symbol` to `quantity` shares; return the id, None when already there.
+
+        Working market orders of the symbol count as done (so calling this every bar
+        does not pile up orders while one waits for its bar); limits and stops do not.
+        """
+        check_number(quantity, "target quantity")
+        pending = sum(o.sign * o.remaining for o in self.working_orders(symbol) if is_market(o))
+        delta = quantity - self.position(symbol) - pending
+        if abs(delta) <= EPS:
+            return None
+        return self.market(symbol, delta)
+
+    def target_percent(self, symbol: str, percent: float) -> int | None:
+        """Order what makes `symbol` `percent` of equity (1.0 = 100%) at its last close.
+
+        The target is whole shares, rounded toward zero. Return the order id, or None
+        when the position is already there.
+        """
+        check_number(percent, "target percent")
+        price = self._close.get(symbol)
+        if price is None:
+            order = self._record(symbol, 0.0, "market", self._unpriced(symbol))
+            order.side = "buy" if percent > 0 else "sell"
+            return order.order_id
+        return self.target_quantity(symbol, float(math.trunc(percent * self.equity_value / price)))
+
+    def cancel(self, order_id: int) -> int:
+        """Cancel a working order; an order already done is left as it is. Return its id."""
+        self.order(order_id)  # raises for an unknown id
+        order = self._orders[order_id - 1]
+        if order in self._working:
+            order.status, order.reason = "cancelled", "cancelled by the strategy"
+            self._working.remove(order)
+        return order_id
+
+    # --- the stream ----------------------------------------------------------------
+
+    def on_bars(self, clock: dt.datetime, bars: pl.DataFrame) -> None:
+        """Fill working orders against the base bars revealed at `clock`; mark to market.
+
+        `bars` holds one row per symbol (columns ``symbol``, ``ts``, ``open``, ``high``,
+        ``low``, ``close``, ``volume``), regular-session bars only. Only orders placed
+        before `clock` fill, and never on a bar that opened before them.
+        """
+        if self._clock is not None and clock <= self._clock:
+            raise BrokerError(
+                f"Broker clock {clock.isoformat()} is not after {self._clock.isoformat()}; "
+                "call on_bars once per timestamp, in time order."
+            )
+        symbols = bars.get_column("symbol").to_list()
+        if self._working:
+            self._fill_working(clock, symbols, bars)
+        self._close.update(zip(symbols, bars.get_column("close").to_list(), strict=True))
+        if self.config.fill == "close" and self.config.volume_cap is not None:
+            self._volume.update(zip(symbols, bars.get_column("volume").to_list(), strict=True))
+        self._bars.update(symbols)
+        self._clock = clock
+        self._mark(clock)
+
+    def end_session(self, ts: dt.datetime) -> None:
+        """Record every position marked at its last close at `ts`; working orders carry over."""
+        for symbol in sorted(self._lots):
+            qty = self.position(symbol)
+            price = self._close[symbol]
+            unrealised = sum((price - lot.price) * lot.quantity for lot in self._lots[symbol])
+            self._positions.append(
+                (
+                    self.run_id,
+                    symbol,
+                    ts,
+                    qty,
+                    self.avg_price(symbol),
+                    qty * price,
+                    self._realised.get(symbol, 0.0),
+                    unrealised,
+                )
+            )
+
+    # --- results -------------------------------------------------------------------
+
+    def orders(self) -> pl.DataFrame:
+        """Return every order with its current status, by order id (`ORDERS`)."""
+        return frame([(self.run_id, *o.row()) for o in self._orders], ORDERS)
+
+    def fills(self) -> pl.DataFrame:
+        """Return every fill in the order it happened (`FILLS`)."""
+        return frame(self._fills, FILLS)
+
+    def trades(self) -> pl.DataFrame:
+        """Return the closed round trips (FIFO lots), in the order they closed (`TRADES`)."""
+        return frame(self._trades, TRADES)
+
+    def positions(self) -> pl.DataFrame:
+        """Return the positions recorded by each `end_session` call (`POSITIONS`)."""
+        return frame(self._positions, POSITIONS)
+
+    def equity(self) -> pl.DataFrame:
+        """Return one row per `on_bars` call: cash, equity and drawdown (`EQUITY`)."""
+        return frame(self._equity, EQUITY)
+
+    # --- placing -------------------------------------------------------------------
+
+    def _place(
+        self,
+        symbol: str,
+        quantity: float,
+        kind: Kind,
+        *,
+        limit: float | None = None,
+        stop: float | None = None,
+    ) -> int:
+        """Record an order, refused or working; fill it at once when it fills at the close."""
+        check_quantity(quantity)
+        order = self._record(symbol, quantity, kind, self._refusal(symbol, quantity))
+        order.limit_price, order.stop_price = limit, stop
+        if order.status == "refused":
+            return order.order_id
+        self._working.append(order)
+        if kind == "market" and self.config.fill == "close":
+            clock, price = order.ts, self._close[symbol]
+            self._try_fill(
+                order, Bar(clock, price, price, price, price, self._volume.get(symbol, 0.0)), clock
+            )
+            self._prune()
+        return order.order_id
+
+    def _record(self, symbol: str, quantity: float, kind: Kind, refusal: str) -> Order:
+        """Append a new order (refused when `refusal` is set) to the record; return it."""
+        if self._clock is None:
+            raise BrokerError(
+                f"Order for {symbol} placed before any bar; place orders after the first on_bars."
+            )
+        side: Side = "buy" if quantity > 0 else "sell"
+        order = Order(len(self._orders) + 1, symbol, self._clock, side, kind, abs(quantity))
+        if refusal:
+            order.status, order.reason = "refused", refusal
+        self._orders.append(order)
+        return order
+
+    @staticmethod
+    def _unpriced(symbol: str) -> str:
+        return f"no price yet for {symbol}: place orders after its first bar"
+
+    def _refusal(self, symbol: str, quantity: float) -> str:
+        """Return why an order breaks a trading limit, or ``""`` when it is allowed."""
+        price = self._close.get(symbol)
+        if price is None:
+            return self._unpriced(symbol)
+        held = self.position(symbol)
+        after = held + quantity
+        cfg = self.config
+        if after < -EPS and quantity < 0 and not cfg.allow_short:
+            return "short selling is not allowed (allow_short = false)"
+        if not (abs(after) > abs(held) + EPS or after * held < 0):
+            return ""  # only reduces the position: never refused
+        checks = (
+            self._quality_refusal(symbol),
+            over("max_per_trade", cfg.max_per_trade, abs(quantity) * price, "order notional"),
+            over("max_per_symbol", cfg.max_per_symbol, abs(after) * price, "position would be"),
+            self._open_positions_refusal(symbol, held),
+            self._buying_power_refusal(symbol, quantity, after, price),
+        )
+        return next((reason for reason in checks if reason), "")
+
+    def _quality_refusal(self, symbol: str) -> str:
+        quality = self._quality.get(symbol)
+        minimum = self.config.min_quality
+        if quality is None or quality >= minimum:
+            return ""
+        return f"quality {quality:.1f}% < min {minimum:.1f}% for a new entry"
+
+    def _open_positions_refusal(self, symbol: str, held: float) -> str:
+        limit = self.config.max_open_positions
+        if limit is None or held:
+            return ""
+        busy = {s for s, q in self._qty.items() if q} | {o.symbol for o in self._working}
+        busy.discard(symbol)
+        if len(busy) < limit:
+            return ""
+        names = ", ".join(sorted(busy))
+        return f"max_open_positions {limit} reached: {len(busy)} open or pending ({names})"
+
+    def _buying_power_refusal(
+        self, symbol: str, quantity: float, after: float, price: float
+    ) -> str:
+        cap = self.config.max_buying_power
+        if cap is not None:
+            others = sum(abs(q) * self._close[s] for s, q in self._qty.items() if s != symbol)
+            return over("max_buying_power", cap, others + abs(after) * price, "gross exposure")
+        if quantity <= 0:
+            return ""
+        needed = quantity * price * (1 + self.config.slippage_bps / 1e4)
+        needed += self.config.commission.cost(quantity, price)
+        if needed <= self._cash + EPS:
+            return ""
+        return f"insufficient cash: order needs {needed:.2f}, cash {self._cash:.2f}"
+
+    # --- filling -------------------------------------------------------------------
+
+    def _fill_working(self, clock: dt.datetime, symbols: list[str], bars: pl.DataFrame) -> None:
+        """Try each working order placed before `clock` against its symbol's bar.
+
+        Only the rows of symbols with working orders are read (a bar's ``ts`` as a Python
+        datetime is the costly part).
+        """
+        row = {s: i for i, s in enumerate(symbols)}
+        wanted = sorted({row[o.symbol] for o in self._working if o.symbol in row})
+        if not wanted:
+            return
+        cols = bars.select(_BAR_COLUMNS[1:])[wanted].rows()
+        by_row = dict(zip(wanted, cols, strict=True))
+        for order in list(self._working):
+            i = row.get(order.symbol)
+            if i is None or order.ts >= clock or by_row[i][0] < order.ts:
+                continue
+            self._try_fill(order, Bar(*by_row[i]), clock)
+        self._prune()
+
+    def _try_fill(self, order: Order, bar: Bar, clock: dt.datetime) -> None:
+        """Fill what `bar` allows of `order`; update its status."""
+        reference = reference_price(order, bar, self.config.fill)
+        if reference is None:
+            return
+        slip = 0.0 if order.kind == "limit" else order.sign * self.config.slippage_bps / 1e4
+        price = reference * (1 + slip)
+        cap = self.config.volume_cap
+        wanted = order.remaining if cap is None else min(order.remaining, cap * bar.volume)
+        allowed, cut = self._allowed(order, wanted, price)
+        at_close = is_market(order) and self.config.fill == "close"
+        if allowed > EPS:
+            ts = clock if at_close else bar.ts
+            self._execute(order, allowed, price, reference, ts=ts, at_close=at_close)
+        if order.remaining <= EPS:
+            order.status = "filled"
+        elif cut:
+            order.status, order.reason = "cancelled", cut
+        elif cap is not None and self.config.on_cap == "cancel":
+            note = f"volume_cap {cap:g} of bar volume {bar.volume:g}"
+            done = f"filled {order.filled:g} of {order.quantity:g}"
+            order.status = "cancelled"
+            order.reason = f"{note}: {done}, rest cancelled (on_cap = cancel)"
+        elif order.filled > 0:
+            order.status = "partially_filled"
+
+    def _allowed(self, order: Order, wanted: float, price: float) -> tuple[float, str]:
+        """Return the shares that may fill now and, when some are cut, why."""
+        whole = float(order.quantity).is_integer()
+        if order.side == "sell" and not self.config.allow_short:
+            held = max(self.position(order.symbol), 0.0)
+            if wanted > held + EPS:
+                return held, "would open a short position (allow_short = false)"
+        if order.side == "buy" and self.config.max_buying_power is None:
+            payable = affordable(self._cash, price, self.config.commission, whole)
+            if wanted > payable + EPS:
+                return payable, f"insufficient cash at fill: cash {self._cash:.2f}"
+        return wanted, ""
+
+    def _execute(
+        self,
+        order: Order,
+        qty: float,
+        price: float,
+        reference: float,
+        *,
+        ts: dt.datetime,
+        at_close: bool,
+    ) -> None:
+        """Book one fill: cash, commission, FIFO lots, the fill record."""
+        fee = self.config.commission.cost(qty, price)
+        signed = order.sign * qty
+        self._cash -= signed * price + fee
+        order.filled += qty
+        self._book(order.symbol, signed, price, fee, ts)
+        slippage = abs(price - reference) * qty
+        self._fills.append(
+            (
+                self.run_id,
+                order.order_id,
+                order.symbol,
+                ts,
+                order.side,
+                qty,
+                price,
+                fee,
+                slippage,
+                at_close,
+            )
+        )
+
+    def _book(self, symbol: str, signed: float, price: float, fee: float, ts: dt.datetime) -> None:
+        """Match a fill against the symbol's open lots (FIFO); open a lot with the rest."""
+        lots = self._lots.setdefault(symbol, deque())
+        fee_per_share = fee / abs(signed)
+        rest = signed
+        while abs(rest) > EPS and lots and lots[0].quantity * rest < 0:
+            lot = lots[0]
+            matched = min(abs(rest), abs(lot.quantity))
+            direction = math.copysign(1.0, lot.quantity)
+            self._close_trade(symbol, lot, matched, price=price, fee=fee_per_share, ts=ts)
+            lot.quantity -= direction * matched
+            rest += direction * matched
+            if abs(lot.quantity) <= EPS:
+                lots.popleft()
+        if abs(rest) > EPS:
+            lots.append(Lot(rest, price, ts, self._bars[symbol], fee_per_share))
+        self._qty[symbol] = sum(lot.quantity for lot in lots)
+
+    def _close_trade(
+        self, symbol: str, lot: Lot, qty: float, *, price: float, fee: float, ts: dt.datetime
+    ) -> None:
+        """Record the round trip of `qty` shares of `lot` closed at `price`."""
+        direction = math.copysign(1.0, lot.quantity)
+        fees = (lot.fee_per_share + fee) * qty
+        pnl = (price - lot.price) * qty * direction - fees
+        self._realised[symbol] = self._realised.get(symbol, 0.0) + pnl
+        bars = self._bars[symbol] - lot.bar
+        side = "long" if direction > 0 else "short"
+        self._trades.append(
+            (
+                self.run_id,
+                symbol,
+                lot.ts,
+                ts,
+                qty,
+                lot.price,
+                price,
+                pnl,
+                pnl / (lot.price * qty),
+                bars,
+                side,
+                fees,
+            )
+        )
+
+    def _prune(self) -> None:
+        """Drop orders that are no longer working from the working list."""
+        self._working = [o for o in self._working if o.status in ("working", "partially_filled")]
+
+    def _mark(self, clock: dt.datetime) -> None:
+        """Record the equity row of `clock`."""
+        equity = self.equity_value
+        self._peak = max(self._peak, equity)
+        drawdown = equity / self._peak - 1.0 if self._peak > 0 else 0.0
+        self._equity.append((self.run_id, clock, self._cash, equity, drawdown))
