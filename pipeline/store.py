@@ -101,6 +101,7 @@ class Store:
 
     def intervals(self) -> list[Interval]:
         """Return the stored intervals, finest first."""
+        self._heal()
         if not self.bars_dir.is_dir():
             return []
         found = [p.name.removeprefix("interval=") for p in self.bars_dir.glob("interval=*")]
@@ -121,7 +122,9 @@ class Store:
         folder = self.partition_path(interval, symbol, 0).parent.parent
         if not folder.is_dir():
             return []
-        return sorted(int(p.name.removeprefix("year=")) for p in folder.glob("year=*"))
+        # A year folder without its file is a write that never committed: not data.
+        found = [p for p in folder.glob("year=*") if (p / "part-0.parquet").is_file()]
+        return sorted(int(p.name.removeprefix("year=")) for p in found)
 
     # ------------------------------------------------------------------ read
     def read(
@@ -139,6 +142,7 @@ class Store:
         pushed down to Parquet row groups. Unknown symbols raise `DataNotFoundError`.
         """
         iv = Interval.parse(interval)
+        self._heal()
         lo, hi = _bound(start, upper=False), _bound(end, upper=True)
         wanted = list(symbols) if symbols is not None else self.symbols(iv)
         scans = [self._scan_symbol(iv, s, lo, hi) for s in wanted]
@@ -277,8 +281,21 @@ class Store:
                     os.replace(self.root / tmp, self.root / dst)
             _fsync_dir(self.root)
             journal.unlink()
+        _remove([self.root / (_JOURNAL + _TMP_SUFFIX)])
         if self.bars_dir.is_dir():
             _remove(self.bars_dir.glob(f"**/*{_TMP_SUFFIX}"))
+
+    def _heal(self) -> None:
+        """Roll an interrupted write forward before reading, unless a writer is at work.
+
+        A writer killed after its journal was written left some partitions renamed
+        and some not; finishing the renames makes readers see the whole new content.
+        When another process holds the lock, it is committing and finishes them itself.
+        """
+        if not (self.root / _JOURNAL).exists():
+            return
+        with contextlib.suppress(StoreError), self._lock():
+            self.recover()
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:

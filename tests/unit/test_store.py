@@ -251,3 +251,13 @@ def test_write_many_is_all_or_nothing_across_intervals(tmp_path: Path) -> None:
         ("1m", 5, 0),
         ("1d", 0, 1),
     ]
+
+
+def test_year_folder_left_by_an_unfinished_write_is_ignored(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.write("1m", bars())
+    orphan = tmp_path / "bars/interval=1m/symbol=AAA/year=2025"
+    orphan.mkdir()
+    (orphan / ".part-0.parquet.dead.tmp").write_bytes(b"never committed")
+    assert store.read("1m", ["AAA"]).collect().height == 5
+    assert store.inventory()["files"].to_list() == [1]
