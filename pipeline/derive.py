@@ -23,6 +23,7 @@ engines to the same answer.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import polars as pl
@@ -81,7 +82,7 @@ def annotate(
         week = pl.col("ts").dt.date().dt.truncate("1w")
         out = bars.with_columns(week=week).join(_weeks(cal), on="week", how="inner")
     else:
-        out = _annotate_intraday(bars, cal, step, tz, extended_hours=extended_hours)
+        out = _annotate_intraday(bars, sessions, step, tz, extended_hours=extended_hours)
     out = out.with_columns(n_src=pl.lit(1, pl.UInt32), complete=pl.lit(value=True))
     return _finish(out, step)
 
@@ -149,11 +150,24 @@ def derive(
 
 
 def _annotate_intraday(
-    bars: pl.LazyFrame, cal: pl.LazyFrame, step: Interval, tz: str, *, extended_hours: bool
+    bars: pl.LazyFrame, sessions: pl.DataFrame, step: Interval, tz: str, *, extended_hours: bool
 ) -> pl.LazyFrame:
-    """Join intraday bars to the session of their local date and compute ``ts_close``."""
-    local_day = pl.col("ts").dt.convert_time_zone(tz).dt.date()
-    out = bars.with_columns(session=local_day).join(cal, on="session", how="inner")
+    """Give intraday bars the session of their local date and compute ``ts_close``.
+
+    Instead of converting every bar's ``ts`` to the exchange time zone and joining the
+    calendar, each bar finds its local day by a binary search among the few instants
+    where the local date changes (`_local_days`) and gathers that day's session row.
+    """
+    days = _local_days(sessions, tz)
+    day = pl.lit(days["start"]).search_sorted(pl.col("ts"), side="right").cast(pl.Int64) - 1
+    columns = [c for c in days.columns if c != "start"]
+    out = (
+        bars.with_columns(_day=day)
+        .filter(pl.col("_day") >= 0)
+        .with_columns(pl.lit(days[c]).gather(pl.col("_day")).alias(c) for c in columns)
+        .filter(pl.col("session").is_not_null())
+        .drop("_day")
+    )
     cut = pl.min_horizontal(pl.col("ts") + step.duration, _segment_end())
     if not extended_hours:
         return out.filter(_regular()).with_columns(ts_close=cut)
@@ -255,7 +269,7 @@ def _sort(frame: pl.LazyFrame) -> pl.LazyFrame:
     are whole seconds in this pipeline (every interval is), so the key loses nothing.
     """
     if not isinstance(frame.collect_schema()["symbol"], pl.Enum):
-        return frame.sort("available_at", "symbol", "ts")
+        return frame.sort("available_at", "symbol", "ts", maintain_order=True)
     key = pl.col("available_at").dt.epoch("s") * (1 << 29) + _symbol_code()
     return frame.sort(key, maintain_order=True)
 
@@ -268,6 +282,42 @@ def _calendar(sessions: pl.DataFrame) -> pl.LazyFrame:
         s_close=pl.col("close"),
         break_start=pl.col("break_start"),
         break_end=pl.col("break_end"),
+    )
+
+
+def _local_days(sessions: pl.DataFrame, tz: str) -> pl.DataFrame:
+    """Return the spans of one exchange-local date around `sessions`, with their session row.
+
+    Row i covers the instants [``start``_i, ``start``_i+1) (the last row: every later
+    instant) and carries the `_calendar` columns of its local date, null where that date
+    is not a session. The spans run from two days before the first session to three
+    after the last, so every instant of a session date is covered. The date changes are
+    found on a 15-minute UTC grid: every UTC offset in use is a multiple of 15 minutes.
+    """
+    cal = _calendar(sessions).collect()
+    if cal.is_empty():
+        return cal.select(pl.lit(None, schema.TS).alias("start"), *cal.columns).clear()
+    lo, hi = cal["session"].min(), cal["session"].max()
+    assert isinstance(lo, dt.date)
+    assert isinstance(hi, dt.date)
+    grid = pl.datetime_range(
+        dt.datetime.combine(lo - dt.timedelta(days=2), dt.time(), dt.UTC),
+        dt.datetime.combine(hi + dt.timedelta(days=3), dt.time(), dt.UTC),
+        "15m",
+        time_unit="us",
+        time_zone="UTC",
+        eager=True,
+    )
+    days = pl.DataFrame({"start": grid}).with_columns(
+        day=pl.col("start").dt.convert_time_zone(tz).dt.date()
+    )
+    changes = days.filter(pl.col("day").ne_missing(pl.col("day").shift()))
+    return changes.join(
+        cal, left_on="day", right_on="session", how="left", maintain_order="left"
+    ).select(
+        pl.col("start").cast(schema.TS),
+        pl.when(pl.col("s_open").is_not_null()).then(pl.col("day")).alias("session"),
+        *cal.columns[1:],
     )
 
 

@@ -120,18 +120,23 @@ def compute(
     schema.check(bars, _INPUT, "indicator input")
     by_interval = _group_specs(specs)
     extra = tuple(carry)
-    frames = [
-        _for_interval(bars, iv, group, since, extra) for iv, group in sorted(by_interval.items())
-    ]
-    if not frames:
-        given = bars.collect_schema()
-        shape = {**schema.INDICATORS, "symbol": given["symbol"], **{c: given[c] for c in extra}}
-        return pl.LazyFrame(schema=pl.Schema(shape))
-    if len(frames) == 1:
+    if len(by_interval) <= 1:
+        frames = [_for_interval(bars, iv, group, since, extra) for iv, group in by_interval.items()]
+        if not frames:
+            given = bars.collect_schema()
+            shape = {**schema.INDICATORS, "symbol": given["symbol"], **{c: given[c] for c in extra}}
+            return pl.LazyFrame(schema=pl.Schema(shape))
         return frames[0]  # already in order
+    # Names stay an Enum (its order is the names' order) until the frames are merged:
+    # each frame is in order and they come in interval order, so a stable sort by the
+    # first three keys leaves ties in (interval, ts) order.
     names = pl.Enum(sorted({n for spec in specs for n in output_names(spec)}))
-    keys = [pl.col(k).cast(names) if k == "name" else pl.col(k) for k in _ORDER]
-    return pl.concat(frames).sort(keys)
+    frames = [
+        _for_interval(bars, iv, group, since, extra, names_dtype=names)
+        for iv, group in sorted(by_interval.items())
+    ]
+    merged = pl.concat(frames).sort(*_ORDER[:3], maintain_order=True)
+    return merged.with_columns(pl.col("name").cast(pl.String))
 
 
 def latest(indicators: pl.LazyFrame, until: dt.datetime) -> pl.LazyFrame:
@@ -189,6 +194,8 @@ def _for_interval(
     specs: list[Indicator],
     since: dt.datetime | None,
     carry: tuple[str, ...] = (),
+    *,
+    names_dtype: pl.DataType | None = None,
 ) -> pl.LazyFrame:
     """Compute every spec of one interval in one pass, then unfold the values into rows.
 
@@ -196,7 +203,7 @@ def _for_interval(
     contiguous; the wide result is then sorted by (available_at, symbol, ts), so
     unfolding its name-sorted value columns row by row yields the output order.
     """
-    frame = bars.filter(pl.col("interval") == interval).sort("symbol", "ts")
+    frame = bars.filter(pl.col("interval") == interval).sort("symbol", "ts", maintain_order=True)
     frame = frame.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("symbol").alias(_ROW))
     plans = [_plan(spec) for spec in specs]
     for depth in range(max(len(p) for p in plans) - 1):
@@ -207,13 +214,22 @@ def _for_interval(
     wide = frame.select(*_INDEX, *carry, *(outputs[n].alias(n) for n in names))
     if since is not None:
         wide = wide.filter(pl.col("ts") >= since)
-    return _unfold(wide.sort("available_at", "symbol", "ts"), names, interval, carry)
+    ordered = wide.sort("available_at", "symbol", "ts", maintain_order=True)
+    return _unfold(ordered, names, interval, carry, names_dtype=names_dtype)
 
 
 def _unfold(
-    wide: pl.LazyFrame, names: list[str], interval: str, carry: tuple[str, ...] = ()
+    wide: pl.LazyFrame,
+    names: list[str],
+    interval: str,
+    carry: tuple[str, ...] = (),
+    *,
+    names_dtype: pl.DataType | None = None,
 ) -> pl.LazyFrame:
     """Turn value columns into rows, row-major, dropping nulls and NaNs.
+
+    ``name`` has `names_dtype` (default String; an Enum holding every name is cheaper
+    to sort and gather).
 
     The values are laid out row by row (a fixed-size array flattened, no copy), and
     the index columns gathered at the kept positions: no sort, no per-row Python.
@@ -225,7 +241,7 @@ def _unfold(
     row = kept // k
     return wide.select(
         pl.col("symbol").gather(row),
-        pl.lit(pl.Series(names, dtype=pl.String)).gather(kept % k).alias("name"),
+        pl.lit(pl.Series(names, dtype=names_dtype or pl.String())).gather(kept % k).alias("name"),
         pl.lit(interval, dtype=pl.String).alias("interval"),
         pl.col("ts").gather(row),
         value.filter(keep).alias("value"),

@@ -104,24 +104,30 @@ class BarCache:
         stop = min(len(self._days) - 1, max(last, first + self.spec.lookback + CHUNK_SESSIONS))
         days = self._sessions.slice(first, stop - first + 1)
         bars = self._read(days)
-        parts = {BARS: bars}
-        if self._derive_to:
-            derived = history.derive_intervals(
-                bars.lazy(), days, self.spec.interval, self._derive_to, emit_incomplete=self._emit
-            ).collect(engine="in-memory")
-            for target in self._derive_to:
-                mine = derived.filter(pl.col("interval") == str(target))
-                parts[str(target)] = mine.sort("session", "symbol", "ts")
-        if self._assess:
-            q, g = history.assess(bars.lazy(), days, self.spec.interval, ())
-            parts[QUALITY] = q.sort("session", "symbol").collect(engine="in-memory")
-            parts[GAPS] = g.sort("session", "symbol", "start").collect(engine="in-memory")
+        parts = {BARS: bars, **self._chunk_parts(bars.lazy(), days)}
         if self._specs is not None:
             parts.update(self._session_parts(parts))
-        frames = parts
-        self._parts = {k: _BySession(v, days["session"]) for k, v in frames.items()}
+        self._parts = {k: _BySession(v, days["session"]) for k, v in parts.items()}
         self._loaded = (first, stop)
         log.debug("Loaded %d %s bars for %d sessions", bars.height, self.spec.interval, days.height)
+
+    def _chunk_parts(self, bars: pl.LazyFrame, days: pl.DataFrame) -> dict[str, pl.DataFrame]:
+        """Derive the chunk's intervals and assess its quality and gaps (phases 2.3, 2.4).
+
+        The plans are collected together, so Polars computes what they share once.
+        """
+        plans: dict[str, pl.LazyFrame] = {}
+        for target in self._derive_to:
+            derived = history.derive_intervals(
+                bars, days, self.spec.interval, [target], emit_incomplete=self._emit
+            )
+            plans[str(target)] = derived.sort("session", "symbol", "ts", maintain_order=True)
+        if self._assess:
+            q, g = history.assess(bars, days, self.spec.interval, ())
+            plans[QUALITY] = q.sort("session", "symbol", maintain_order=True)
+            plans[GAPS] = g.sort("session", "symbol", "start", maintain_order=True)
+        frames = pl.collect_all(list(plans.values()), engine="in-memory")
+        return dict(zip(plans, frames, strict=True))
 
     def _session_parts(self, parts: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
         """Build the chunk's session tables and indicator values (phase 3, per chunk).
@@ -130,18 +136,15 @@ class BarCache:
         (the history lookback), so every value depends only on earlier bars.
         """
         intervals = [self.spec.interval, *self._derive_to]
-        both = pl.concat(
-            [parts[str(iv)] if iv in self._derive_to else parts[BARS] for iv in intervals]
-        )
-        table = session.order(both.lazy(), intervals).collect(engine="in-memory")
-        out = {TABLE: table}
+        both = pl.concat([parts[BARS], *(parts[str(iv)] for iv in self._derive_to)]).lazy()
+        plans = {TABLE: session.order(both, intervals)}
+        if self._specs:
+            plans[INDICATORS] = indicators.compute(both, self._specs, carry=("session",))
+        frames = pl.collect_all(list(plans.values()), engine="in-memory")
+        out = dict(zip(plans, frames, strict=True))
         if not self._specs:
             empty = schema.empty(schema.INDICATORS).with_columns(pl.col("symbol").cast(self._enum))
             out[INDICATORS] = empty.with_columns(session=pl.lit(None, pl.Date))
-        else:
-            out[INDICATORS] = indicators.compute(
-                both.lazy(), self._specs, carry=("session",)
-            ).collect(engine="in-memory")
         return out
 
     def _read(self, days: pl.DataFrame) -> pl.DataFrame:
@@ -161,7 +164,7 @@ class BarCache:
         keep = pl.col("session").is_between(first, last)
         return (
             bars.filter(keep)
-            .sort("session", "symbol", "ts")
+            .sort("session", "symbol", "ts", maintain_order=True)
             .select(schema.CATALOG_BARS.names())
             .collect(engine="in-memory")
         )
@@ -172,15 +175,9 @@ class _BySession:
 
     def __init__(self, frame: pl.DataFrame, days: pl.Series) -> None:
         self.frame = frame
-        counts = (
-            frame.group_by("session")
-            .len()
-            .join(days.to_frame("session"), on="session", how="right")
-            .sort("session")["len"]
-            .fill_null(0)
-            .to_numpy()
-        )
-        self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        # Session i starts at the first row whose session is >= days[i] (a binary search).
+        starts = frame["session"].search_sorted(days.sort(), side="left").to_numpy()
+        self._offsets = np.append(starts, frame.height).astype(np.int64)
 
     def between(self, first: int, end: int) -> pl.DataFrame:
         """Return the rows of session positions [first, end)."""

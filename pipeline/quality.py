@@ -36,21 +36,10 @@ def quality(bars: pl.LazyFrame, slots: pl.LazyFrame, interval: str) -> pl.LazyFr
         where the symbol has no bar. ``quality = 100 * present / expected``.
     """
     Interval.parse(interval)
-    slots = slots.select("session", "ts")
-    expected = slots.group_by("session").agg(expected=pl.len().cast(pl.UInt32))
-    present = (
-        _marks(bars)
-        .join(slots, on="ts", how="inner")
-        .group_by("symbol", "session")
-        .agg(present=pl.len().cast(pl.UInt32))
-    )
     return (
-        _symbols(bars)
-        .join(expected, how="cross")
-        .join(present, on=["symbol", "session"], how="left")
-        .with_columns(pl.col("present").fill_null(0))
+        _counts(bars, slots)
         .select(
-            "symbol",
+            pl.col("symbol").cast(pl.String),
             interval=pl.lit(interval, dtype=pl.String),
             session=pl.col("session"),
             expected=pl.col("expected"),
@@ -58,7 +47,7 @@ def quality(bars: pl.LazyFrame, slots: pl.LazyFrame, interval: str) -> pl.LazyFr
             quality=pl.col("present").cast(pl.Float64) * 100.0 / pl.col("expected"),
             complete=pl.col("present") == pl.col("expected"),
         )
-        .sort("symbol", "session")
+        .sort("symbol", "session", maintain_order=True)
     )
 
 
@@ -76,21 +65,21 @@ def gaps(bars: pl.LazyFrame, slots: pl.LazyFrame, interval: str) -> pl.LazyFrame
         for ``1d``, seven for ``1w``), ``missing`` the number of slots in the run.
     """
     width = Interval.parse(interval).duration
+    # A run of missing slots has a constant slot position minus rank among the missing.
+    run = pl.col("position") - pl.col("position").rank("ordinal").over("symbol", "session")
     return (
-        _grid(bars, slots, _incomplete(bars, slots))
-        .with_columns(run=pl.struct("symbol", "session", "missing").rle_id())
-        .filter(pl.col("missing"))
-        .group_by("symbol", "session", "run")
+        _missing(bars, slots, _incomplete(bars, slots))
+        .group_by("symbol", "session", run.alias("run"))
         .agg(start=pl.col("ts").min(), last=pl.col("ts").max(), missing=pl.len())
         .select(
-            "symbol",
+            pl.col("symbol").cast(pl.String),
             interval=pl.lit(interval, dtype=pl.String),
             session=pl.col("session"),
             start=pl.col("start"),
             end=pl.col("last") + pl.lit(width),
             missing=pl.col("missing").cast(pl.UInt32),
         )
-        .sort("symbol", "start")
+        .sort("symbol", "start", maintain_order=True)
     )
 
 
@@ -116,54 +105,51 @@ def summarise(quality: pl.LazyFrame) -> pl.LazyFrame:
             quality=pl.col("present").cast(pl.Float64) * 100.0 / pl.col("expected"),
         )
         .select(list(QUALITY_SUMMARY))
-        .sort("symbol", "interval")
+        .sort("symbol", "interval", maintain_order=True)
     )
 
 
 def _symbols(bars: pl.LazyFrame) -> pl.LazyFrame:
-    """Return the distinct symbols of `bars` as Strings."""
-    return bars.select(pl.col("symbol").cast(pl.String)).unique()
+    """Return the distinct symbols of `bars` (in their dtype: Enum stays Enum)."""
+    return bars.select("symbol").unique()
 
 
-def _marks(bars: pl.LazyFrame) -> pl.LazyFrame:
-    """Return the distinct (symbol, ts) of `bars`, with String symbols."""
-    return bars.select(pl.col("symbol").cast(pl.String), "ts").unique()
+def _counts(bars: pl.LazyFrame, slots: pl.LazyFrame) -> pl.LazyFrame:
+    """Per symbol of `bars` and session of `slots`: ``expected`` slots, ``present`` ones.
 
-
-def _incomplete(bars: pl.LazyFrame, slots: pl.LazyFrame) -> pl.LazyFrame:
-    """Return the (symbol, session) pairs missing at least one slot: where gaps can be."""
+    The same plan serves `quality` and `gaps`, so collecting both together computes
+    it once. Symbols keep their dtype here (an Enum is cheaper to hash than a String).
+    """
     grid = slots.select("session", "ts")
+    marks = bars.select("symbol", "ts").unique()
     present = (
-        _marks(bars).join(grid, on="ts", how="inner").group_by("symbol", "session").len("present")
+        marks.join(grid, on="ts", how="inner")
+        .group_by("symbol", "session")
+        .agg(present=pl.len().cast(pl.UInt32))
     )
-    expected = grid.group_by("session").len("expected")
+    expected = grid.group_by("session").agg(expected=pl.len().cast(pl.UInt32))
     return (
         _symbols(bars)
         .join(expected, how="cross")
         .join(present, on=["symbol", "session"], how="left")
-        .filter(pl.col("present").fill_null(0) < pl.col("expected"))
-        .select("symbol", "session")
+        .with_columns(pl.col("present").fill_null(0))
     )
 
 
-def _grid(
-    bars: pl.LazyFrame, slots: pl.LazyFrame, pairs: pl.LazyFrame | None = None
-) -> pl.LazyFrame:
-    """Return every (symbol, session, ts) slot with ``missing`` true where no bar holds it.
+def _incomplete(bars: pl.LazyFrame, slots: pl.LazyFrame) -> pl.LazyFrame:
+    """Return the (symbol, session) pairs missing at least one slot: where gaps can be."""
+    counts = _counts(bars, slots)
+    return counts.filter(pl.col("present") < pl.col("expected")).select("symbol", "session")
 
-    `pairs` limits it to those (symbol, session) pairs (default: every symbol of
-    `bars` on every session of `slots`). Sorted by (symbol, session, ts), the order
-    run detection relies on.
+
+def _missing(bars: pl.LazyFrame, slots: pl.LazyFrame, pairs: pl.LazyFrame) -> pl.LazyFrame:
+    """Return the slots of `pairs` (symbol, session) that no bar holds, in any order.
+
+    Each carries its ``position``: the slot's rank in ``ts`` order within its session.
     """
-    hits = _marks(bars).with_columns(hit=pl.lit(value=True))
-    pairs = (
-        _symbols(bars).join(slots.select("session").unique(), how="cross")
-        if pairs is None
-        else pairs
+    grid = slots.select(
+        "session", "ts", position=pl.col("ts").rank("ordinal").over("session").cast(pl.Int64)
     )
-    return (
-        pairs.join(slots.select("session", "ts"), on="session")
-        .join(hits, on=["symbol", "ts"], how="left")
-        .select("symbol", "session", "ts", missing=pl.col("hit").is_null())
-        .sort("symbol", "session", "ts")
+    return pairs.join(grid, on="session").join(
+        bars.select("symbol", "ts"), on=["symbol", "ts"], how="anti"
     )

@@ -50,7 +50,7 @@ def order(table: pl.LazyFrame, intervals: Sequence[Interval]) -> pl.LazyFrame:
     """Sort bars the way the stream reveals them: (available_at, symbol, interval length)."""
     return (
         table.with_columns(_rank=interval_rank(intervals))
-        .sort("available_at", "symbol", "_rank", "ts")
+        .sort("available_at", "symbol", "_rank", "ts", maintain_order=True)
         .drop("_rank")
     )
 

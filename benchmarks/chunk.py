@@ -1,0 +1,126 @@
+"""Time one BarCache chunk stage by stage: ``python benchmarks/chunk.py``.
+
+Builds a store of N symbols x ~4 months of 1m bars in a temporary folder, then
+times, on one chunk of sessions (the loader's lookback + `CHUNK_SESSIONS`), each
+stage of `BarCache._load` separately (each collected on its own) and the whole load
+as `BarCache` runs it. Prints seconds and base bars/s per stage (best of `--repeat`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+from _synthetic import build_store
+from flow import config
+
+from pipeline import calendar, history, indicators, schema, session
+from pipeline.config import parse_config
+from pipeline.intervals import Interval
+from pipeline.loader import BARS, CHUNK_SESSIONS, BarCache, LoadSpec
+
+DERIVED = (Interval.parse("5m"), Interval.parse("15m"), Interval.parse("1h"))
+BASE = Interval.parse("1m")
+
+
+def best(repeat: int, run: Callable[[], object]) -> tuple[float, object]:
+    """Return the fastest of `repeat` runs and the last result."""
+    times, out = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = run()
+        times.append(time.perf_counter() - start)
+    return min(times), out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    first, last = dt.date(2024, 1, 1), dt.date(2024, 4, 30)
+    with tempfile.TemporaryDirectory() as root:
+        build_store(Path(root), args.symbols, first, last)
+        from pipeline.store import Store
+
+        store = Store(root)
+        days = calendar.sessions("XNYS", first, last)
+        names = tuple(f"S{i:04d}" for i in range(args.symbols))
+        enum = schema.symbol_dtype(names)
+        specs = parse_config(config(args.symbols, 2024, indicators=True)).indicators
+        spec = LoadSpec(BASE, BASE, names, 5)
+
+        def cache() -> BarCache:
+            return BarCache(
+                store,
+                spec,
+                days,
+                "XNYS",
+                extended_hours=False,
+                emit_incomplete=False,
+                symbol_type=enum,
+                derive_to=DERIVED,
+                assess=True,
+                session_specs=specs,
+            )
+
+        chunk = days.slice(0, spec.lookback + CHUNK_SESSIONS + 1)
+        c = cache()
+        rows: list[tuple[str, float]] = []
+        secs, bars = best(args.repeat, lambda: c._read(chunk))
+        assert isinstance(bars, pl.DataFrame)
+        n = bars.height
+        rows.append(("read + annotate + sort", secs))
+        lazy = bars.lazy()
+
+        def derive() -> list[pl.DataFrame]:
+            plans = [
+                history.derive_intervals(lazy, chunk, BASE, [t], emit_incomplete=False)
+                for t in DERIVED
+            ]
+            return pl.collect_all(plans, engine="in-memory")
+
+        secs, frames = best(args.repeat, derive)
+        assert isinstance(frames, list)
+        derived = pl.concat(frames)
+        rows.append(("derive 5m/15m/1h", secs))
+        q, g = history.assess(lazy, chunk, BASE, ())
+        alone = [
+            ("  quality alone", best(args.repeat, lambda: q.collect(engine="in-memory"))[0]),
+            ("  gaps alone", best(args.repeat, lambda: g.collect(engine="in-memory"))[0]),
+        ]
+        secs = best(args.repeat, lambda: pl.collect_all([q, g], engine="in-memory"))[0]
+        rows.append(("quality + gaps", secs))
+        both = pl.concat([bars, derived]).lazy()
+        order = session.order(both, [BASE, *DERIVED])
+        values = indicators.compute(both, specs, carry=("session",))
+        alone += [
+            ("  order alone", best(args.repeat, lambda: order.collect(engine="in-memory"))[0]),
+            (
+                "  indicators alone",
+                best(args.repeat, lambda: values.collect(engine="in-memory"))[0],
+            ),
+        ]
+        secs = best(args.repeat, lambda: pl.collect_all([order, values], engine="in-memory"))[0]
+        rows.append(("order + indicators", secs))
+
+        def load() -> None:
+            cache().window(chunk["session"][-1], 0, include_day=True, part=BARS)
+
+        whole = best(args.repeat, load)[0]
+    print(f"chunk: {chunk.height} sessions, {n:,} 1m bars, {args.symbols} symbols")
+    print(f"{'stage':<26} {'seconds':>8} {'base bars/s':>14}")
+    for name, secs in [*rows, *alone]:
+        print(f"{name:<26} {secs:>8.3f} {n / secs:>14,.0f}")
+    total = sum(s for _, s in rows)
+    print(f"{'sum of stages':<26} {total:>8.3f} {n / total:>14,.0f}")
+    print(f"{'BarCache._load (whole)':<26} {whole:>8.3f} {n / whole:>14,.0f}")
+
+
+if __name__ == "__main__":
+    main()
