@@ -7,20 +7,48 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
 from pipeline import calendar, hist_indicators, schema
 from pipeline.intervals import Interval
 from pipeline.loader import GAPS, INDICATORS, QUALITY, TABLE
-from pipeline.stream import SessionQuality, Subscriber, stream
+from pipeline.stream import SessionQuality, Step, Subscriber, stream
 
 if TYPE_CHECKING:
     from pipeline.runner import Coordinator
 
 log = logging.getLogger("pipeline.flow")
 FLOW = "[SESSION_FLOW] "
+
+
+@dataclass(frozen=True)
+class SessionDay:
+    """What an engine hook learns of a session around phase 5.
+
+    `table` is the whole session table as loaded in phase 4 (sorted by available_at,
+    symbol): an engine may precompute per-row codes from it, never show it to a strategy.
+    """
+
+    session: dt.date
+    open: dt.datetime
+    close: dt.datetime
+    base: str
+    table: pl.DataFrame
+
+
+class EngineHook(Protocol):
+    """A stream subscriber that also hears when each session starts and ends, and the run."""
+
+    def __call__(self, step: Step, /) -> None: ...
+
+    def on_session_start(self, day: SessionDay, /) -> None: ...
+
+    def on_session_end(self, day: SessionDay, /) -> None: ...
+
+    def on_run_end(self) -> None: ...
 
 
 class SessionRun:
@@ -41,8 +69,18 @@ class SessionRun:
         yield
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
-    def execute(self, subscribers: Sequence[Subscriber], *, speed: float | None) -> dict[str, Any]:
-        """Run phases 1.2 to 6; return the session's figures."""
+    def execute(
+        self,
+        subscribers: Sequence[Subscriber],
+        *,
+        speed: float | None,
+        engine: EngineHook | None = None,
+    ) -> dict[str, Any]:
+        """Run phases 1.2 to 6; return the session's figures.
+
+        `engine` (optional) streams first among the subscribers and is told when the
+        session starts (after phase 4) and ends (after phase 5).
+        """
         catalog = self.c.catalog
         with self.phase("1"):
             catalog.clear_session_bars()
@@ -63,10 +101,20 @@ class SessionRun:
         with self.phase("4"):
             catalog.load_session(table, values)
         with self.phase("5"):
+            if engine is not None:
+                engine.on_session_start(self._day(table))
+                subscribers = [engine, *subscribers]
             stats = stream(catalog, self._quality(table), subscribers, speed=speed)
+            if engine is not None:
+                engine.on_session_end(self._day(table))
         return self._record(table, stats.timestamps, values.height)
 
     # -- phases ----------------------------------------------------------------------
+    def _day(self, table: pl.DataFrame) -> SessionDay:
+        r = self.row.row(0, named=True)
+        base = str(self.c.streams.base)
+        return SessionDay(self.day, r["open"], r["close"], base, table)
+
     def _log_hours(self) -> None:
         r = self.row.row(0, named=True)
         early = " (early close)" if r["early_close"] else ""

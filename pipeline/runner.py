@@ -14,7 +14,8 @@ For each trading session of the date range:
 2.3 assess the history's quality and gaps (`history.assess`, per chunk);
 3   build the session table and its indicators (`session`);
 4   activate: hand the session to the catalog (`catalog.load_session`);
-5   stream it, timestamp by timestamp (`stream`);
+5   stream it, timestamp by timestamp (`stream`); an engine hook (`engine.Engine`),
+    when given, hears the session start and end and trades at each timestamp;
 6   record the session's figures in the ``sessions`` table, and go on.
 
 Phase 2.4 runs before 2.2 and 2.3 so they see the derived bars too. Every phase logs
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipeline import calendar, schema
-from pipeline._session_run import SessionRun
+from pipeline._session_run import EngineHook, SessionDay, SessionRun
 from pipeline.catalog import Catalog, get_catalog
 from pipeline.config import RunConfig, config_hash
 from pipeline.errors import DataNotFoundError
@@ -39,6 +40,16 @@ from pipeline.intervals import Interval, base_interval
 from pipeline.loader import BarCache, LoadSpec, plan
 from pipeline.store import Store
 from pipeline.stream import Subscriber
+
+__all__ = [
+    "Coordinator",
+    "EngineHook",
+    "RunReport",
+    "SessionDay",
+    "Streams",
+    "resolve_streams",
+    "run",
+]
 
 log = logging.getLogger("pipeline.flow")
 FLOW = "[SESSION_FLOW] "
@@ -141,15 +152,22 @@ class Coordinator:
         *,
         speed: float | None = None,
         progress: Callable[[int, int], None] | None = None,
+        engine: EngineHook | None = None,
     ) -> RunReport:
-        """Run every session in order; return the per-session figures."""
+        """Run every session in order; return the per-session figures.
+
+        `engine` (an `pipeline.engine.Engine`) streams before the other subscribers,
+        hears each session's start and end, and records its results when the run ends.
+        """
         started = time.perf_counter()
         rows = []
         days = self.days.rows(named=True)
         for done, day in enumerate(days, start=1):
-            rows.append(self.run_session(day, subscribers, speed=speed))
+            rows.append(self.run_session(day, subscribers, speed=speed, engine=engine))
             if progress is not None:
                 progress(done, len(days))
+        if engine is not None:
+            engine.on_run_end()
         figures = pl.DataFrame(rows, orient="row")
         return RunReport(self.run_id, figures, time.perf_counter() - started)
 
@@ -159,9 +177,10 @@ class Coordinator:
         subscribers: Sequence[Subscriber] = (),
         *,
         speed: float | None = None,
+        engine: EngineHook | None = None,
     ) -> dict[str, object]:
         """Run phases 1.2 to 6 for one session (a row of `calendar.sessions`)."""
-        return SessionRun(self, day).execute(subscribers, speed=speed)
+        return SessionRun(self, day).execute(subscribers, speed=speed, engine=engine)
 
 
 def run(

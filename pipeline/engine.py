@@ -1,0 +1,225 @@
+"""The analysis engine: run an event-style strategy on the stream, through the simulated broker.
+
+An `Engine` is the coordinator's engine hook (``Coordinator.run(engine=...)``). Per session:
+
+1. ``on_session_start``: precompute per-row codes of the session table (symbol,
+   interval, "is a regular-hours base bar") once, then call the strategy's
+   ``on_session_start``;
+2. at each timestamp T (``__call__(step)``): pass the base-interval, regular-hours rows
+   revealed at T to the broker (orders placed before T fill, positions are marked),
+   then call the strategy's ``on_bars(ctx, bars)`` with a `BarsView` of every row
+   revealed at T; orders it places are checked at once (quality gate included);
+3. ``on_session_end``: the strategy's ``on_session_end``, then the broker records the
+   positions at the session close (they carry over to the next session);
+4. ``on_run_end``: the results go to the catalog's ``orders``, ``fills``, ``trades``,
+   ``positions`` and ``equity`` tables (`results` returns the broker's richer frames).
+
+The quality gate reads the catalog's quality of the current session and base interval
+just before an order is placed (once per timestamp), not at every step.
+
+Examples
+--------
+>>> from pipeline.config import load_config
+>>> from pipeline.store import Store
+>>> from pipeline.catalog import reset_catalog
+>>> reset_catalog()
+>>> report, results = backtest(load_config("configs/sample.toml"), Store("data"))
+>>> sorted(results)
+['equity', 'fills', 'orders', 'positions', 'trades']
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from pipeline import schema
+from pipeline.broker import Broker, BrokerConfig
+from pipeline.catalog import Catalog, get_catalog
+from pipeline.config import RunConfig, config_hash
+from pipeline.errors import ConfigError
+from pipeline.intervals import Interval
+from pipeline.runner import Coordinator, RunReport, SessionDay
+from pipeline.store import Store
+from pipeline.strategy import BarsView, Context, Strategy, load_strategy
+from pipeline.stream import Step, Subscriber
+
+__all__ = ["RESULT_TABLES", "Engine", "backtest", "strategy_from_config"]
+
+#: The catalog tables the engine writes, in order.
+RESULT_TABLES = ("orders", "fills", "trades", "positions", "equity")
+_STRATEGY_KEYS = ("class", "params")
+
+
+def strategy_from_config(section: Mapping[str, Any]) -> Strategy:
+    """Build the strategy a config's ``[strategy]`` table names (``class``, ``params``).
+
+    Raise `ConfigError` when ``class`` is missing, a key is unknown or the class
+    cannot be loaded.
+    """
+    unknown = sorted(set(section) - set(_STRATEGY_KEYS))
+    if unknown or "class" not in section:
+        found = f"unknown keys {unknown}" if unknown else "no 'class'"
+        raise ConfigError(
+            f'config [strategy] has {found}; write class = "module:Class" and optionally '
+            "params = { ... }."
+        )
+    params = section.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"config [strategy] params must be a table, found {params!r}.")
+    return load_strategy(str(section["class"]), dict(params))
+
+
+class Engine:
+    """Drive a strategy and the simulated broker from the session stream.
+
+    Parameters
+    ----------
+    config
+        The run config: its ``[strategy]`` (unless `strategy` is given), ``[broker]``
+        and ``quality.min_for_entry``.
+    catalog
+        Where the strategy reads and the results go (the process-wide one by default).
+    strategy
+        A strategy object to use instead of the config's.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        catalog: Catalog | None = None,
+        *,
+        strategy: Strategy | None = None,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog or get_catalog()
+        self.strategy = strategy if strategy is not None else strategy_from_config(config.strategy)
+        broker = BrokerConfig.from_mapping(
+            config.broker, min_quality=config.quality.min_for_entry, source="[broker]"
+        )
+        self.run_id = config_hash(config)
+        self.broker = Broker(broker, run_id=self.run_id)
+        finest = min(Interval.parse(s) for s in config.streams)
+        self.ctx = Context(self.catalog, self.broker, base=str(finest), before_order=self._gate)
+        self._day: SessionDay | None = None
+        self._offset = 0
+        self._universe: tuple[str, ...] = ()
+        self._intervals: tuple[str, ...] = ()
+        self._scodes: npt.NDArray[Any] = np.zeros(0, dtype=np.int64)
+        self._icodes: npt.NDArray[Any] = np.zeros(0, dtype=np.int64)
+        self._trade: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
+        self._traded: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
+        self._gated: dt.datetime | None = None
+        self.steps = 0
+
+    # --- hooks ----------------------------------------------------------------------
+
+    def on_session_start(self, day: SessionDay) -> None:
+        """Precompute the session table's row codes; call the strategy's hook."""
+        table = day.table
+        self._day, self._offset, self._gated = day, 0, None
+        self._universe = self.catalog.universe or tuple(
+            sorted(set(table.get_column("symbol").cast(pl.String).to_list()))
+        )
+        symbols = table.get_column("symbol").cast(pl.String).cast(pl.Enum(self._universe))
+        self._scodes = symbols.to_physical().cast(pl.Int64).to_numpy()
+        intervals = table.get_column("interval")
+        self._intervals = tuple(
+            sorted(set(intervals.unique().to_list()), key=lambda s: Interval.parse(s).seconds)
+        )
+        codes = {name: i for i, name in enumerate(self._intervals)}
+        self._icodes = intervals.replace_strict(codes, return_dtype=pl.Int64).to_numpy()
+        ts = table.get_column("ts")
+        trade = (intervals == day.base) & (ts >= day.open) & (ts < day.close)
+        self._trade = trade.to_numpy()
+        self._traded = np.concatenate([[0], np.cumsum(self._trade, dtype=np.int64)])
+        self.ctx.base, self.ctx.session = day.base, day.session
+        self.strategy.on_session_start(self.ctx)
+
+    def __call__(self, step: Step) -> None:
+        """Fill and mark at `step.clock`, then let the strategy see the new rows."""
+        start = self._offset
+        stop = start + step.bars.height
+        self._offset = stop
+        self.ctx.clock = step.clock
+        traded = int(self._traded[stop] - self._traded[start])
+        if traded:
+            rows = step.bars
+            if traded != stop - start:
+                rows = rows[np.flatnonzero(self._trade[start:stop])]
+            self.broker.on_bars(step.clock, rows)
+        view = BarsView(
+            step.bars,
+            symbol_codes=self._scodes[start:stop],
+            interval_codes=self._icodes[start:stop],
+            universe=self._universe,
+            intervals=self._intervals,
+        )
+        self.strategy.on_bars(self.ctx, view)
+        self.steps += 1
+
+    def on_session_end(self, day: SessionDay) -> None:
+        """Call the strategy's hook; record the positions at the session close."""
+        self.strategy.on_session_end(self.ctx)
+        self.broker.end_session(day.close)
+
+    def on_run_end(self) -> None:
+        """Write the results to the catalog."""
+        self.results()
+
+    # --- results --------------------------------------------------------------------
+
+    def results(self) -> dict[str, pl.DataFrame]:
+        """Return the broker's record and write it to the catalog's tables.
+
+        The returned frames have the broker's columns (`pipeline.broker.ORDERS` ...);
+        the catalog tables keep the columns of `pipeline.schema`.
+        """
+        frames = {
+            "orders": self.broker.orders(),
+            "fills": self.broker.fills(),
+            "trades": self.broker.trades(),
+            "positions": self.broker.positions(),
+            "equity": self.broker.equity(),
+        }
+        for name in RESULT_TABLES:
+            columns = list(schema.CATALOG_TABLES[name])
+            self.catalog.set_table(name, frames[name].select(columns))
+        return frames
+
+    # --- the quality gate -----------------------------------------------------------
+
+    def _gate(self) -> None:
+        """Give the broker the current session's base-interval quality (once per clock)."""
+        day, clock = self._day, self.ctx.clock
+        if day is None or clock is None or self._gated == clock:
+            return
+        self._gated = clock
+        rows = self.catalog.table("quality").filter(
+            (pl.col("session") == day.session)
+            & (pl.col("interval") == day.base)
+            & pl.col("quality").is_not_null()
+        )
+        names = rows.get_column("symbol").cast(pl.String).to_list()
+        values = rows.get_column("quality").to_list()
+        self.broker.set_quality(dict(zip(names, values, strict=True)))
+
+
+def backtest(
+    config: RunConfig,
+    store: Store,
+    catalog: Catalog | None = None,
+    *,
+    strategy: Strategy | None = None,
+    subscribers: tuple[Subscriber, ...] = (),
+) -> tuple[RunReport, dict[str, pl.DataFrame]]:
+    """Run `config` over `store` with its strategy; return the run report and the results."""
+    catalog = catalog or get_catalog()
+    engine = Engine(config, catalog, strategy=strategy)
+    report = Coordinator(config, store, catalog).run(subscribers, engine=engine)
+    return report, engine.results()

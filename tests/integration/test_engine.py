@@ -1,0 +1,143 @@
+"""The analysis engine over the sample store (configs/sample.toml): no look-ahead, reruns, fills."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from pipeline import schema
+from pipeline.catalog import Catalog
+from pipeline.config import RunConfig, load_config
+from pipeline.engine import Engine, backtest
+from pipeline.runner import Coordinator
+from pipeline.store import Store
+from pipeline.strategies import MovingAverageCross
+from pipeline.strategy import BarsView, Context
+
+REPO = Path(__file__).resolve().parents[2]
+STORE = Store(REPO / "data")
+CONFIG = load_config(REPO / "configs" / "sample.toml")
+KEY = ["symbol", "interval", "ts"]
+
+
+class Recorder(MovingAverageCross):
+    """The sample's crossover, recording every row it is given and every ctx.bars() answer."""
+
+    def __init__(self) -> None:
+        super().__init__(**CONFIG.strategy["params"])
+        self.given: list[pl.DataFrame] = []
+        self.asked: list[pl.DataFrame] = []
+        self.steps = 0
+
+    def on_bars(self, ctx: Context, bars: BarsView) -> None:
+        assert ctx.clock is not None
+        clock = pl.lit(ctx.clock).cast(schema.TS).alias("clock")
+        self.given.append(bars.df.select(*KEY, "available_at", clock))
+        if self.steps % 5 == 0:
+            for symbol in ctx.universe:
+                for interval in ("1m", "5m", "15m", "1d"):
+                    seen = ctx.bars(symbol, interval, n=40)
+                    self.asked.append(seen.select(*KEY, "available_at", clock))
+        self.steps += 1
+        super().on_bars(ctx, bars)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    results: dict[str, pl.DataFrame]
+    catalog_tables: dict[str, pl.DataFrame]
+    truth: pl.DataFrame
+    recorder: Recorder
+
+
+def _run(config: RunConfig, strategy: MovingAverageCross | None = None) -> Run:
+    catalog = Catalog()
+    try:
+        engine = Engine(config, catalog, strategy=strategy)
+        Coordinator(config, STORE, catalog).run(engine=engine)
+        results = engine.results()
+        tables = {n: catalog.table(n) for n in ("orders", "fills", "trades", "positions", "equity")}
+        truth = pl.concat([catalog.table("history_bars"), catalog.table("session_bars")])
+    finally:
+        catalog.close()
+    recorder = strategy if isinstance(strategy, Recorder) else Recorder()
+    return Run(results, tables, truth, recorder)
+
+
+@pytest.fixture(scope="module")
+def recorded() -> Run:
+    return _run(CONFIG, Recorder())
+
+
+def _check_visible(rows: pl.DataFrame, truth: pl.DataFrame) -> None:
+    """Every row's catalog ``available_at`` is at or before the clock it was seen at."""
+    rows = rows.with_columns(pl.col("symbol").cast(pl.String))
+    truth = truth.select(*KEY, pl.col("available_at").alias("truth")).with_columns(
+        pl.col("symbol").cast(pl.String)
+    )
+    joined = rows.join(truth, on=KEY, how="left")
+    assert joined["truth"].null_count() == 0  # every row seen is a real catalog row
+    assert (joined["truth"] == joined["available_at"]).all()
+    late = joined.filter(pl.col("truth") > pl.col("clock"))
+    assert late.is_empty(), late.head()
+
+
+def test_strategy_is_given_only_rows_of_its_clock(recorded: Run) -> None:
+    given = pl.concat(recorded.recorder.given)
+    assert given.height == 5_970  # every session row of the 6 sessions, each once
+    assert (given["available_at"] == given["clock"]).all()  # revealed at exactly this time
+    run_days = given["ts"].dt.date().unique()
+    truth = recorded.truth.filter(pl.col("ts").dt.date().is_in(run_days.implode()))
+    _check_visible(given.filter(pl.col("interval") != "1d"), truth)
+
+
+def test_context_bars_never_show_a_row_before_its_available_at(recorded: Run) -> None:
+    asked = pl.concat(recorded.recorder.asked)
+    assert asked.filter(pl.col("interval") == "1d").height > 0
+    # the run's sessions are all in the last session's history window (1m: 5 sessions)
+    intraday = asked.filter(pl.col("interval") != "1d")
+    first_run_day = dt.datetime(2024, 7, 2, tzinfo=dt.UTC)
+    _check_visible(intraday.filter(pl.col("ts") >= first_run_day), recorded.truth)
+    assert (asked["available_at"] <= asked["clock"]).all()
+
+
+def test_results_go_to_the_catalog_in_its_schema(recorded: Run) -> None:
+    for name, table in recorded.catalog_tables.items():
+        assert table.columns == list(schema.CATALOG_TABLES[name])
+        assert table.height == recorded.results[name].height
+    orders = recorded.results["orders"]
+    assert orders.height > 0
+    assert recorded.results["trades"].height > 0
+    assert recorded.results["equity"].height == 390 * 5 + 210  # one row per base bar time
+
+
+def test_rerun_gives_identical_tables(recorded: Run) -> None:
+    again = _run(CONFIG)
+    for name in ("orders", "fills", "trades", "positions", "equity"):
+        assert_frame_equal(again.results[name], recorded.results[name])
+
+
+def test_fill_at_close_is_flagged() -> None:
+    config = dataclasses.replace(CONFIG, broker={**CONFIG.broker, "fill": "close"})
+    catalog = Catalog()
+    try:
+        _, results = backtest(config, STORE, catalog)
+    finally:
+        catalog.close()
+    fills = results["fills"]
+    assert fills.height > 0
+    assert fills["at_close"].all()
+    orders = results["orders"].select("order_id", pl.col("ts").alias("placed"))
+    joined = fills.join(orders, on="order_id")
+    assert (joined["ts"] == joined["placed"]).all()  # filled at the signal bar's close
+
+
+def test_next_open_fills_are_not_flagged(recorded: Run) -> None:
+    fills = recorded.results["fills"]
+    assert fills.height > 0
+    assert not fills["at_close"].any()
