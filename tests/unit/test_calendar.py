@@ -199,3 +199,22 @@ def test_timezone_of_exchanges() -> None:
     assert calendar.timezone("XNYS") == "America/New_York"
     assert calendar.timezone("XHKG") == "Asia/Hong_Kong"
     assert calendar.timezone("XLON") == "Europe/London"
+
+
+@pytest.mark.parametrize(
+    ("day", "open_utc"),
+    [
+        (dt.date(2024, 3, 8), dt.time(14, 30)),  # the Friday before the spring change
+        (dt.date(2024, 3, 11), dt.time(13, 30)),  # first session in daylight time
+        (dt.date(2024, 11, 1), dt.time(13, 30)),  # the Friday before the autumn change
+        (dt.date(2024, 11, 4), dt.time(14, 30)),  # first session back in standard time
+    ],
+)
+def test_dst_transition_sessions_have_390_slots_from_0930_new_york(
+    day: dt.date, open_utc: dt.time
+) -> None:
+    slots = calendar.slots(calendar.sessions("XNYS", day, day), "1m").collect()
+    assert slots.height == 390
+    assert slots["ts"][0].time() == open_utc
+    local = slots["ts"].dt.convert_time_zone("America/New_York")
+    assert (local[0].time(), local[-1].time()) == (dt.time(9, 30), dt.time(15, 59))
