@@ -100,7 +100,7 @@ def cast_symbols(frame: pl.DataFrame, enum: pl.Enum | None, what: str) -> pl.Dat
     as_text = frame.get_column("symbol").cast(pl.String)
     if enum is not None:
         found = as_text.unique().drop_nulls()
-        bad = found.filter(~found.is_in(enum.categories)).sort().to_list()
+        bad = found.filter(~found.is_in(enum.categories.implode())).sort().to_list()
         if bad:
             raise ConfigError(unknown_symbols(bad, enum.categories.to_list(), what))
     return frame.with_columns(as_text.cast(target))

@@ -1,6 +1,6 @@
 """The ``pipeline`` command line: a thin layer that parses, calls the library, renders.
 
-Command groups live one per file (`data`, `sql`); every command runs inside the one
+Command groups live one per file (`data`, `run`, `runs`, `sql`); every command runs inside the one
 error boundary in `_common.boundary`.
 """
 
@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from pipeline import __version__
-from pipeline.cli import _common, data, run, sql
+from pipeline.cli import _common, data, run, runs, sql
 
 app = typer.Typer(
     name="pipeline",
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.command("run")(run.run_command)
+app.add_typer(runs.app, name="runs")
 app.command("sql")(sql.sql_command)
 app.command("query")(sql.query_command)
 

@@ -1,9 +1,10 @@
-"""``pipeline run``: replay a run's sessions and report per-session figures."""
+"""``pipeline run``: backtest a config, write its run folder, print the summary."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,7 +18,18 @@ from pipeline.cli._common import (
     resolve_root,
 )
 
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from pipeline.stream import Step, Subscriber
+
 DEFAULT_CONFIG = Path("configs/sample.toml")
+DEFAULT_RUNS = Path("runs")
+
+RunsOption = Annotated[
+    Path,
+    typer.Option("--runs", help="Folder of run folders (runs/<run_id>/).", show_default=True),
+]
 
 
 @boundary
@@ -26,33 +38,134 @@ def run_command(
         Path, typer.Argument(help="Run config (TOML or JSON).", show_default=True)
     ] = DEFAULT_CONFIG,
     root: RootOption = None,
+    runs: RunsOption = DEFAULT_RUNS,
     speed: Annotated[
         float | None,
         typer.Option(
             "--speed", help="Pace the stream at X times market time [default: as fast as possible]."
         ),
     ] = None,
+    per_session: Annotated[
+        bool,
+        typer.Option("--sessions", help="Print one row of figures per session, not the summary."),
+    ] = False,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Run the session flow of CONFIG: history, quality, derived bars, indicators, stream.
+    """Backtest CONFIG: replay its sessions, trade its [strategy], write runs/<run_id>/.
 
-    Prints one row of figures per session; -v shows the [SESSION_FLOW] log lines.
+    Prints the summary figures (total return, Sharpe, max drawdown, ...); the run
+    folder holds the config, the Parquet tables, summary.json, a chart and a report.
+    --sessions prints one row of figures per session instead of the summary.
+    A config without a [strategy] only replays the session flow and prints one row of
+    figures per session. -v shows the [SESSION_FLOW] log lines.
 
-    Example: pipeline -v run configs/sample.toml
+    Example: pipeline -v run configs/sample.toml --runs runs
     """
     from pipeline.config import load_config
     from pipeline.errors import ConfigError
-    from pipeline.runner import Coordinator
     from pipeline.store import Store
 
     if speed is not None and speed <= 0:
         raise ConfigError(f"--speed {speed} is not valid: pass a number above 0, e.g. --speed 60.")
     settings = load_config(config)
-    data_root = resolve_root(root if root is not None else _config_root(settings.data_root))
-    coordinator = Coordinator(settings, Store(data_root))
+    store = Store(resolve_root(root if root is not None else _config_root(settings.data_root)))
+    if not settings.strategy:
+        _flow_only(settings, store, speed, fmt)
+        return
+    from pipeline import results
+    from pipeline.catalog import get_catalog
+    from pipeline.engine import backtest
+
+    rid = results.run_id(settings, store)
+    catalog = get_catalog()
+    before = catalog.table("sessions").height
+    with progress(f"Run {settings.name}") as advance:
+        watchers: tuple[Subscriber, ...] = (_SessionProgress(settings, advance),)
+        if speed is not None:
+            watchers = (_Pacer(speed), *watchers)
+        report, frames = backtest(settings, store, catalog, subscribers=watchers)
+        advance(report.sessions.height, report.sessions.height)
+    sessions = catalog.table("sessions").slice(before)  # the rows this run appended
+    figures = results.summary(frames, report, settings, run_id=rid, sessions=sessions)
+    folder = results.write_run(runs, settings, frames, figures, sessions)
+    typer.echo(f"Wrote {folder}", err=True)
+    if per_session:
+        render(report.sessions, fmt, title=f"Run {rid}: {report.seconds:.2f} s")
+    else:
+        render_summary(figures, fmt)
+
+
+def render_summary(figures: dict[str, Any], fmt: Format) -> None:
+    """Print a summary dict: a two-column table or CSV, or a JSON object."""
+    import json
+    import sys
+
+    import polars as pl
+
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(figures, sort_keys=True) + "\n")
+        return
+    rows = {"figure": list(figures), "value": [_value(v) for v in figures.values()]}
+    render(pl.DataFrame(rows), fmt, title=f"Run {figures.get('run_id', '')}")
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_value(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _flow_only(settings: Any, store: Any, speed: float | None, fmt: Format) -> None:
+    from pipeline.runner import Coordinator
+
+    coordinator = Coordinator(settings, store)
     with progress(f"Run {settings.name}") as advance:
         report = coordinator.run(speed=speed, progress=advance)
     render(report.sessions, fmt, title=f"Run {report.run_id}: {report.seconds:.2f} s")
+
+
+class _SessionProgress:
+    """A stream subscriber that advances a progress bar when a new session starts streaming."""
+
+    def __init__(self, settings: Any, advance: Callable[[int, int], None]) -> None:
+        from pipeline import calendar
+
+        days = calendar.sessions(settings.calendar, settings.start, settings.end)
+        self._closes: list[dt.datetime] = days.get_column("close").to_list()
+        self._advance = advance
+        self._done = 0
+        self._close: dt.datetime | None = None
+
+    def __call__(self, step: Step) -> None:
+        if self._close is not None and step.clock <= self._close:
+            return
+        while self._done < len(self._closes) and step.clock > self._closes[self._done]:
+            self._done += 1
+        if self._done < len(self._closes):
+            self._close = self._closes[self._done]
+        self._advance(self._done, len(self._closes))
+
+
+class _Pacer:
+    """A stream subscriber that sleeps between timestamps: `speed` times market time."""
+
+    def __init__(self, speed: float) -> None:
+        self._speed = speed
+        self._last: dt.datetime | None = None
+
+    def __call__(self, step: Step) -> None:
+        import time
+
+        gap = (step.clock - self._last).total_seconds() if self._last is not None else 0.0
+        self._last = step.clock
+        if 0.0 < gap < 6 * 3600:  # not across the night
+            time.sleep(gap / self._speed)
 
 
 def _config_root(value: str | None) -> Path | None:

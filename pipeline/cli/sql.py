@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+if TYPE_CHECKING:
+    from pipeline.catalog import Catalog
+
 from pipeline.cli._common import Format, FormatOption, RootOption, boundary, render, resolve_root
+from pipeline.cli.run import DEFAULT_RUNS, RunsOption
 
 CalendarOption = Annotated[
     str, typer.Option("--calendar", help="Exchange (MIC) for calendar_sessions.")
@@ -19,23 +23,46 @@ def sql_command(
     statement: Annotated[str, typer.Argument(help="One SELECT statement.")],
     root: RootOption = None,
     calendar: CalendarOption = "XNYS",
+    run: Annotated[
+        str | None,
+        typer.Option("--run", help="Load this run's tables (orders, trades, ...) first."),
+    ] = None,
+    runs: RunsOption = DEFAULT_RUNS,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Run a SELECT over the store and the catalog's tables.
 
     Views: bars (every stored bar, with an interval column), bars_1m, bars_1d, ...
     (one per stored interval), calendar_sessions, and the catalog's tables
-    (history_bars, session_bars, indicators, quality, gaps, ...).
+    (history_bars, session_bars, indicators, quality, gaps, ...). With --run RUN_ID the
+    run's orders, fills, trades, positions, equity and sessions fill the catalog's
+    tables of those names, and its full Parquet tables are run_orders, run_fills,
+    run_trades, run_positions, run_equity, run_equity_sessions and run_sessions.
 
-    Example: pipeline sql "SELECT symbol, count(*) FROM bars_1m GROUP BY ALL"
+    Example: pipeline sql --run 6c0deb10 "SELECT symbol, sum(pnl) FROM trades GROUP BY ALL"
     """
     from pipeline.catalog import get_catalog
     from pipeline.queries import attach_store
     from pipeline.store import Store
 
     catalog = get_catalog()
+    if run is not None:
+        _load_run(catalog, runs, run)
     attach_store(catalog, Store(resolve_root(root)), calendar)
     render(catalog.sql(statement), fmt)
+
+
+def _load_run(catalog: Catalog, runs: Path, run_id: str) -> None:
+    """Put run `run_id`'s tables in the catalog (its columns) and as ``run_<name>`` extras."""
+    from pipeline import schema
+    from pipeline.results import RUN_TABLES, read_run
+
+    folder = read_run(runs, run_id)
+    for name in RUN_TABLES:
+        frame = folder.table(name)
+        if name in schema.CATALOG_TABLES:
+            catalog.set_table(name, frame.select(list(schema.CATALOG_TABLES[name])))
+        catalog.register_extra(f"run_{name}", frame)
 
 
 @boundary

@@ -264,9 +264,10 @@ def test_every_command_has_help_with_an_example() -> None:
         assert "Example: pipeline" in result.stdout, args
 
 
-def test_run_reports_one_row_per_session() -> None:
+def test_run_reports_one_row_per_session(tmp_path: Path) -> None:
     config = REPO / "configs" / "sample.toml"
-    result = runner.invoke(app, ["run", str(config), "--root", str(SAMPLE), "-f", "json"])
+    args = ["run", str(config), "--root", str(SAMPLE), "--sessions", "--runs", str(tmp_path)]
+    result = runner.invoke(app, [*args, "-f", "json"])
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [r["session"] for r in rows] == [

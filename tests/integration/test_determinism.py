@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_sample(tz: str, threads: int | None = None) -> list[dict[str, object]]:
+def run_sample(tz: str, runs: Path, threads: int | None = None) -> list[dict[str, object]]:
     env = {**os.environ, "TZ": tz}
     if threads is not None:
         env["POLARS_MAX_THREADS"] = str(threads)
@@ -26,6 +26,9 @@ def run_sample(tz: str, threads: int | None = None) -> list[dict[str, object]]:
             str(REPO / "configs" / "sample.toml"),
             "--root",
             str(REPO / "data"),
+            "--sessions",
+            "--runs",
+            str(runs),
             "-f",
             "json",
         ],
@@ -42,13 +45,13 @@ def run_sample(tz: str, threads: int | None = None) -> list[dict[str, object]]:
 
 
 @pytest.mark.slow
-def test_run_is_identical_in_any_process_time_zone() -> None:
-    utc = run_sample("UTC")
+def test_run_is_identical_in_any_process_time_zone(tmp_path: Path) -> None:
+    utc = run_sample("UTC", tmp_path)
     assert len(utc) == 6
-    assert run_sample("America/New_York") == utc
-    assert run_sample("Asia/Tokyo") == utc
+    assert run_sample("America/New_York", tmp_path) == utc
+    assert run_sample("Asia/Tokyo", tmp_path) == utc
 
 
 @pytest.mark.slow
-def test_run_is_identical_with_one_polars_thread() -> None:
-    assert run_sample("UTC", threads=1) == run_sample("UTC", threads=2)
+def test_run_is_identical_with_one_polars_thread(tmp_path: Path) -> None:
+    assert run_sample("UTC", tmp_path, threads=1) == run_sample("UTC", tmp_path, threads=2)

@@ -1,0 +1,110 @@
+"""A run's pictures: the equity and drawdown chart (PNG) and a self-contained HTML report.
+
+Both are written into the run folder by `pipeline.results.write_run`. The chart uses
+matplotlib's headless Agg backend, imported only when a chart is drawn.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+__all__ = ["CHART", "REPORT", "equity_chart", "html_report", "write_report"]
+
+#: File names inside the run folder.
+CHART, REPORT = "equity.png", "report.html"
+_TRADE_COLUMNS = (
+    "symbol",
+    "side",
+    "entry_ts",
+    "exit_ts",
+    "quantity",
+    "entry_price",
+    "exit_price",
+    "pnl",
+    "return",
+    "bars_held",
+)
+
+
+def equity_chart(equity: pl.DataFrame, *, title: str = "") -> bytes:
+    """Return a PNG of equity (top) and drawdown (bottom) over the bars of `equity`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 5), dpi=100, layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    x = list(range(equity.height))  # bar number: sessions sit side by side, no overnight gaps
+    top.plot(x, equity.get_column("equity").to_list(), color="#1f5fa8", linewidth=1.0)
+    top.set_ylabel("equity")
+    top.set_title(title, fontsize=10)
+    top.grid(alpha=0.3)
+    drawdown = [100.0 * v for v in equity.get_column("drawdown").to_list()]
+    bottom.fill_between(x, drawdown, 0.0, color="#c0392b", alpha=0.5, linewidth=0)
+    bottom.set_ylabel("drawdown %")
+    bottom.set_xlabel("bar")
+    bottom.grid(alpha=0.3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def html_report(summary: Mapping[str, Any], trades: pl.DataFrame, png: bytes | None) -> str:
+    """Return a self-contained HTML page: the summary table, the chart inline, the trades."""
+    title = f"Run {summary.get('run_id', '')} ({summary.get('name', '')})"
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_text(v))}</td></tr>"
+        for k, v in sorted(summary.items())
+    )
+    image = (
+        f'<img alt="equity and drawdown" src="data:image/png;base64,'
+        f'{base64.b64encode(png).decode("ascii")}">'
+        if png
+        else ""
+    )
+    columns = [c for c in _TRADE_COLUMNS if c in trades.columns]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_text(v))}</td>" for v in row) + "</tr>"
+        for row in trades.select(columns).iter_rows()
+    )
+    return (
+        "<!doctype html>\n<html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "th,td{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+        "th{background:#f4f4f4}img{max-width:100%}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><h2>Summary</h2><table>{rows}</table>"
+        f"<h2>Equity and drawdown</h2>{image}"
+        f"<h2>Trades ({trades.height})</h2><table><tr>{head}</tr>{body}</table>"
+        "</body></html>\n"
+    )
+
+
+def write_report(
+    folder: Path, summary: Mapping[str, Any], equity: pl.DataFrame, trades: pl.DataFrame
+) -> None:
+    """Write ``equity.png`` and ``report.html`` into the run `folder`."""
+    png = equity_chart(equity, title=f"{summary.get('name', '')} {summary.get('run_id', '')}")
+    (folder / CHART).write_bytes(png)
+    (folder / REPORT).write_text(html_report(summary, trades, png), encoding="utf-8")
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_text(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_text(v) for v in value)
+    return str(value)
