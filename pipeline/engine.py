@@ -14,6 +14,11 @@ An `Engine` is the coordinator's engine hook (``Coordinator.run(engine=...)``). 
 4. ``on_run_end``: the results go to the catalog's ``orders``, ``fills``, ``trades``,
    ``positions`` and ``equity`` tables (`results` returns the broker's richer frames).
 
+A vectorised strategy (`pipeline.vectorised.VectorisedStrategy`) runs through a
+`pipeline.vectorised.VectorisedRunner` instead of ``on_bars``: its expressions are
+evaluated at step 1, and at step 2 the orders of the rows revealed at T are placed
+where ``on_bars`` would have run (after the broker's fills and marks).
+
 The quality gate reads the catalog's quality of the current session and base interval
 just before an order is placed (once per timestamp), not at every step.
 
@@ -48,6 +53,7 @@ from pipeline.runner import Coordinator, RunReport, SessionDay
 from pipeline.store import Store
 from pipeline.strategy import BarsView, Context, Strategy, load_strategy
 from pipeline.stream import Step, Subscriber
+from pipeline.vectorised import VectorisedRunner, VectorisedStrategy
 
 __all__ = ["RESULT_TABLES", "Engine", "backtest", "strategy_from_config"]
 
@@ -99,6 +105,11 @@ class Engine:
         self.config = config
         self.catalog = catalog or get_catalog()
         self.strategy = strategy if strategy is not None else strategy_from_config(config.strategy)
+        self._vectorised = (
+            VectorisedRunner(self.strategy)
+            if isinstance(self.strategy, VectorisedStrategy)
+            else None
+        )
         broker = BrokerConfig.from_mapping(
             config.broker, min_quality=config.quality.min_for_entry, source="[broker]"
         )
@@ -139,6 +150,8 @@ class Engine:
         self._trade = trade.to_numpy()
         self._traded = np.concatenate([[0], np.cumsum(self._trade, dtype=np.int64)])
         self.ctx.base, self.ctx.session = day.base, day.session
+        if self._vectorised is not None:
+            self._vectorised.start_session(table)
         self.strategy.on_session_start(self.ctx)
 
     def __call__(self, step: Step) -> None:
@@ -153,6 +166,10 @@ class Engine:
             if traded != stop - start:
                 rows = rows[np.flatnonzero(self._trade[start:stop])]
             self.broker.on_bars(step.clock, rows)
+        if self._vectorised is not None:
+            self._vectorised.act(self.ctx, stop)
+            self.steps += 1
+            return
         view = BarsView(
             step.bars,
             symbol_codes=self._scodes[start:stop],

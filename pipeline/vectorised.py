@@ -1,0 +1,396 @@
+"""The vectorised strategy style: Polars expressions for entries/exits or a target position.
+
+A vectorised strategy says *what* to hold as expressions over the bars of one
+interval (columns of `pipeline.schema.CATALOG_BARS`: ``symbol``, ``ts``, ``open`` ...
+``available_at``); `VectorisedRunner` (driven by `pipeline.engine.Engine`) decides
+*when* it acts, through the same broker and at the same moments as an event-style
+strategy:
+
+1. at each session start the strategy's `Signals` are evaluated once over the bars
+   carried from earlier sessions (the last `lookback` per symbol) and the session's
+   bars of `interval`, in stream order, each expression wrapped in ``over("symbol")``
+   (`evaluate`), so no symbol sees another's rows;
+2. each row's action stays attached to its bar: the runner acts on it at the stream
+   step that reveals that bar (clock == its ``available_at``), after the broker has
+   filled and marked that step, exactly where an event strategy's ``on_bars`` runs;
+   market orders then fill at the next bar's open;
+3. the first session is also evaluated on prefixes of itself (`check_causal`): an
+   expression whose past values change when later rows are dropped (``shift(-1)``, a
+   whole-column ``mean``) looks ahead and is refused.
+
+Entries call ``ctx.target_percent(symbol, percent)``; exits call
+``ctx.target_quantity(symbol, 0)`` when a position is held (a row with both is an
+entry). A target is forward-filled per symbol and ordered where it changes.
+
+Examples
+--------
+>>> @vectorised(interval="5m", lookback=1)
+... def rising(step=0.0):
+...     close = pl.col("close")
+...     return Signals(entries=close > close.shift(1) + step, exits=close < close.shift(1))
+>>> rising(step=0.5).params
+{'step': 0.5}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import inspect
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from pipeline.errors import ConfigError
+from pipeline.intervals import Interval
+from pipeline.strategies import TIE
+from pipeline.strategy import Context, Strategy
+
+__all__ = [
+    "Signals",
+    "VectorisedMovingAverageCross",
+    "VectorisedRunner",
+    "VectorisedStrategy",
+    "check_causal",
+    "evaluate",
+    "vectorised",
+]
+
+TargetKind = Literal["percent", "quantity"]
+_ROW = "_row"  # the session-table row a bar came from (-1: carried from earlier sessions)
+_ENTRY, _EXIT, _TARGET = "_entry", "_exit", "_target"
+_STATE = "_ma_state"
+_CAUSAL_CUTS = 4  # prefixes of the first session checked for look-ahead
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What a vectorised strategy computes: `entries` / `exits`, or a `target`.
+
+    `entries` and `exits` are boolean expressions; `target` a numeric one, a fraction
+    of equity (``target_kind="percent"``, 1.0 = all-in) or a signed share count
+    (``"quantity"``); null keeps the previous target. `columns` are helper columns
+    (name -> expression) computed first, per symbol, that the others may read by name:
+    an indicator used by both entries and exits is then computed once.
+    """
+
+    entries: pl.Expr | None = None
+    exits: pl.Expr | None = None
+    target: pl.Expr | None = None
+    target_kind: TargetKind = "percent"
+    columns: Mapping[str, pl.Expr] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        has_flags = self.entries is not None or self.exits is not None
+        if has_flags == (self.target is not None):
+            raise ConfigError(
+                "a vectorised strategy returns entries and/or exits, or a target, found "
+                f"{'both' if has_flags else 'neither'}; e.g. Signals(entries=..., exits=...)."
+            )
+        if self.target_kind not in ("percent", "quantity"):
+            raise ConfigError(
+                f"Signals target_kind must be 'percent' or 'quantity', found {self.target_kind!r}."
+            )
+
+
+class VectorisedStrategy(Strategy):
+    """Base class of vectorised strategies: override `entries`/`exits` or `target`.
+
+    Class attributes (a subclass may set them per instance in ``__init__``):
+    `interval` the bars the expressions read; `lookback` how many bars per symbol to
+    carry into the next session (None: every bar so far; a strategy whose windows are
+    bounded sets it to its longest window, e.g. ``slow`` for SMA(slow) crossings);
+    `percent` the target of an entry; `target_kind` what a `target` means.
+    """
+
+    interval: str = "1m"
+    lookback: int | None = None
+    percent: float = 1.0
+    target_kind: TargetKind = "percent"
+
+    def entries(self) -> pl.Expr | None:
+        """Return a boolean expression: True where the strategy goes in (None: never)."""
+        return None
+
+    def exits(self) -> pl.Expr | None:
+        """Return a boolean expression: True where the strategy goes flat (None: never)."""
+        return None
+
+    def target(self) -> pl.Expr | None:
+        """Return the target position per row (None: this strategy uses entries/exits)."""
+        return None
+
+    def columns(self) -> dict[str, pl.Expr]:
+        """Return helper columns computed first, per symbol (see `Signals.columns`)."""
+        return {}
+
+    def signals(self) -> Signals:
+        """Return the strategy's expressions (from `entries`, `exits`, `target`, `columns`)."""
+        return Signals(
+            self.entries(), self.exits(), self.target(), self.target_kind, self.columns()
+        )
+
+
+def vectorised(
+    interval: str = "1m",
+    *,
+    lookback: int | None = None,
+    percent: float = 1.0,
+    target_kind: TargetKind = "percent",
+) -> Callable[[Callable[..., Signals]], type[VectorisedStrategy]]:
+    """Turn a function returning `Signals` into a `VectorisedStrategy` class.
+
+    The function's keyword parameters become the strategy's ``params`` (so a config
+    can name it as ``module:function`` with ``params``).
+    """
+    Interval.parse(interval)
+
+    def wrap(fn: Callable[..., Signals]) -> type[VectorisedStrategy]:
+        signature = inspect.signature(fn)
+
+        def __init__(self: VectorisedStrategy, **params: Any) -> None:
+            signature.bind(**params)
+            Strategy.__init__(self, **params)
+
+        def signals(self: VectorisedStrategy) -> Signals:
+            found = fn(**self.params)
+            if not isinstance(found, Signals):
+                raise ConfigError(
+                    f"vectorised strategy {fn.__name__!r} returned {type(found).__name__}; "
+                    "return Signals(entries=..., exits=...) or Signals(target=...)."
+                )
+            return found
+
+        me = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+        __init__.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[me, *signature.parameters.values()], return_annotation=None
+        )
+        namespace = {
+            "__init__": __init__,
+            "signals": signals,
+            "__doc__": fn.__doc__,
+            "__module__": fn.__module__,
+            "__qualname__": fn.__qualname__,
+            "interval": str(Interval.parse(interval)),
+            "lookback": lookback,
+            "percent": percent,
+            "target_kind": target_kind,
+        }
+        return type(fn.__name__, (VectorisedStrategy,), namespace)
+
+    return wrap
+
+
+class VectorisedMovingAverageCross(VectorisedStrategy):
+    """The vectorised twin of `pipeline.strategies.MovingAverageCross` (same orders).
+
+    SMA(fast) and SMA(slow) of the closes of `interval` bars (``rolling_mean`` per
+    symbol, across sessions, history not read); ``state`` is the sign of their
+    difference, 0 within 1e-9 of SMA(slow); an entry is ``state`` -1 at the previous
+    bar and +1 now, an exit +1 then -1. `symbol` limits it to one symbol.
+    """
+
+    def __init__(
+        self,
+        fast: int = 10,
+        slow: int = 30,
+        interval: str = "1m",
+        symbol: str | None = None,
+        percent: float = 1.0,
+    ) -> None:
+        if not (_whole(fast) and _whole(slow) and 1 <= fast < slow):
+            raise ConfigError(
+                "VectorisedMovingAverageCross needs whole numbers 1 <= fast < slow, found "
+                f"fast={fast!r}, slow={slow!r}; e.g. params = {{fast = 10, slow = 30}}."
+            )
+        if not (isinstance(percent, int | float) and 0 < percent <= 1):
+            raise ConfigError(
+                f"VectorisedMovingAverageCross percent must be in (0, 1], found {percent!r}."
+            )
+        super().__init__(fast=fast, slow=slow, interval=interval, symbol=symbol, percent=percent)
+        self.fast, self.slow = int(fast), int(slow)
+        self.interval, self.symbol = str(Interval.parse(interval)), symbol
+        self.lookback, self.percent = self.slow, float(percent)
+
+    def columns(self) -> dict[str, pl.Expr]:
+        """Return the crossing state: the sign of SMA(fast) - SMA(slow), 0 on a tie."""
+        close = pl.col("close")
+        fast, slow = close.rolling_mean(self.fast), close.rolling_mean(self.slow)
+        diff = fast - slow
+        return {_STATE: pl.when(diff.abs() <= TIE * slow.abs()).then(0).otherwise(diff.sign())}
+
+    def _cross(self, before: int) -> pl.Expr:
+        state = pl.col(_STATE)
+        cross = (state.shift(1) == before) & (state == -before)
+        if self.symbol is not None:
+            cross &= pl.col("symbol").cast(pl.String) == self.symbol
+        return cross
+
+    def entries(self) -> pl.Expr:
+        """Return where SMA(fast) crosses above SMA(slow)."""
+        return self._cross(-1)
+
+    def exits(self) -> pl.Expr:
+        """Return where SMA(fast) crosses below SMA(slow)."""
+        return self._cross(1)
+
+
+# --- evaluating ------------------------------------------------------------------------
+
+
+def evaluate(bars: pl.LazyFrame, signals: Signals) -> pl.LazyFrame:
+    """Add the raw signal columns ``_entry``, ``_exit``, ``_target``, evaluated per symbol.
+
+    `bars` are one interval's bars in stream order; every expression is wrapped in
+    ``over("symbol")``, so a row's value only depends on its symbol's rows. The helper
+    `Signals.columns` are added first.
+    """
+
+    def per_symbol(expr: pl.Expr | None, dtype: pl.DataType) -> pl.Expr:
+        return pl.lit(None, dtype) if expr is None else expr.over("symbol").cast(dtype)
+
+    helpers = [expr.over("symbol").alias(name) for name, expr in signals.columns.items()]
+    return bars.with_columns(*helpers).with_columns(
+        per_symbol(signals.entries, pl.Boolean()).fill_null(False).alias(_ENTRY),
+        per_symbol(signals.exits, pl.Boolean()).fill_null(False).alias(_EXIT),
+        per_symbol(signals.target, pl.Float64()).alias(_TARGET),
+    )
+
+
+def _actions(evaluated: pl.LazyFrame, signals: Signals) -> pl.LazyFrame:
+    """Keep the rows that act, with ``_action``: +1 entry, -1 exit, or the new target."""
+    if signals.target is None:
+        action = pl.when(pl.col(_ENTRY)).then(1.0).when(pl.col(_EXIT)).then(-1.0).otherwise(None)
+    else:
+        held = pl.col(_TARGET).forward_fill().over("symbol")
+        before = pl.col(_TARGET).forward_fill().shift(1).over("symbol")
+        changed = held.is_not_null() & held.ne_missing(before)
+        action = pl.when(changed).then(held).otherwise(None)
+    return evaluated.with_columns(action.alias("_action")).filter(pl.col("_action").is_not_null())
+
+
+def check_causal(bars: pl.DataFrame, signals: Signals, cuts: int = _CAUSAL_CUTS) -> None:
+    """Raise `ConfigError` when `signals` at a row change once later rows are dropped.
+
+    `bars` (sorted by ``available_at``) are evaluated whole and cut at `cuts` points;
+    each cut keeps the rows visible at a time, as the stream would have shown them.
+    """
+    columns = [_ENTRY, _EXIT, _TARGET]
+    full = evaluate(bars.lazy(), signals).collect()
+    times = bars.get_column("available_at")
+    for k in range(1, cuts + 1):
+        cut = times[min(bars.height - 1, k * bars.height // (cuts + 1))]
+        part = evaluate(bars.lazy().filter(pl.col("available_at") <= cut), signals).collect()
+        seen = full.head(part.height)
+        same = functools.reduce(
+            operator.and_, (seen.get_column(c).eq_missing(part.get_column(c)) for c in columns)
+        )
+        bad = seen.select("symbol", "ts").filter(~same)
+        if bad.height:
+            raise _look_ahead(bad.row(0), cut)
+
+
+def _look_ahead(row: tuple[Any, ...], cut: dt.datetime) -> ConfigError:
+    symbol, ts = row
+    return ConfigError(
+        f"the vectorised strategy looks ahead: its signal for {symbol} at {ts:%Y-%m-%d %H:%M} "
+        f"changes when the bars after {cut:%Y-%m-%d %H:%M} are dropped. Use only past rows "
+        "(shift(n) with n >= 0, rolling_*, cum_*), not shift(-n) or whole-column aggregates."
+    )
+
+
+# --- acting ----------------------------------------------------------------------------
+
+
+class VectorisedRunner:
+    """Evaluate a vectorised strategy once per session and place its orders on time.
+
+    `start_session(table)` evaluates the session (the engine passes its session
+    table; the strategy only ever sees it through its own expressions); `act(ctx,
+    stop)` places the orders of every acting row among the table rows revealed so far
+    (rows before `stop`), in table order. With `check`, the first session is checked
+    for look-ahead (`check_causal`).
+    """
+
+    def __init__(self, strategy: VectorisedStrategy, *, check: bool = True) -> None:
+        self.strategy = strategy
+        self.signals = strategy.signals()
+        if not isinstance(self.signals, Signals):
+            raise ConfigError(
+                f"{type(strategy).__name__}.signals() returned {type(self.signals).__name__}; "
+                "return Signals(entries=..., exits=...) or Signals(target=...)."
+            )
+        self.interval = str(Interval.parse(strategy.interval))
+        self._check = check
+        self._tail: pl.DataFrame | None = None
+        self._rows: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._values: list[float] = []
+        self._symbols: list[str] = []
+        self._next = 0
+
+    def start_session(self, table: pl.DataFrame) -> None:
+        """Evaluate the strategy over the carried bars and `table`'s bars of its interval."""
+        bars = (
+            table.with_row_index(_ROW)
+            .with_columns(pl.col(_ROW).cast(pl.Int64))
+            .filter(pl.col("interval") == self.interval)
+        )
+        frame = bars if self._tail is None else pl.concat([self._tail, bars], how="vertical")
+        if self._check and bars.height:
+            check_causal(frame, self.signals)
+            self._check = False
+        acting = (
+            _actions(evaluate(frame.lazy(), self.signals), self.signals)
+            .filter(pl.col(_ROW) >= 0)
+            .select(_ROW, pl.col("symbol").cast(pl.String), "_action")
+            .collect()
+        )
+        self._rows = acting.get_column(_ROW).to_numpy()
+        self._symbols = acting.get_column("symbol").to_list()
+        self._values = acting.get_column("_action").to_list()
+        self._next = 0
+        tail = _keep(frame, self.strategy.lookback)
+        self._tail = tail.with_columns(pl.lit(-1, pl.Int64).alias(_ROW))
+
+    def act(self, ctx: Context, stop: int) -> None:
+        """Place the orders of the acting rows before table row `stop` not yet acted on."""
+        rows, i = self._rows, self._next
+        if i >= rows.size or rows[i] >= stop:
+            return
+        while i < rows.size and rows[i] < stop:
+            self._place(ctx, self._symbols[i], self._values[i])
+            i += 1
+        self._next = i
+
+    def _place(self, ctx: Context, symbol: str, value: float) -> None:
+        if self.signals.target is not None:
+            if self.signals.target_kind == "quantity" or value == 0:
+                ctx.target_quantity(symbol, value)
+            else:
+                ctx.target_percent(symbol, value)
+        elif value > 0:
+            ctx.target_percent(symbol, self.strategy.percent)
+        elif ctx.position(symbol) != 0:
+            ctx.target_quantity(symbol, 0)
+
+
+def _keep(frame: pl.DataFrame, lookback: int | None) -> pl.DataFrame:
+    """Return the last `lookback` rows of each symbol (all rows when None)."""
+    if lookback is None:
+        return frame
+    if not (_whole(lookback) and lookback >= 0):
+        raise ConfigError(
+            f"a vectorised strategy's lookback must be a whole number >= 0 or None, found "
+            f"{lookback!r}; set it to the longest window its expressions read."
+        )
+    rank = pl.int_range(pl.len()).over("symbol")
+    return frame.filter(rank >= pl.len().over("symbol") - lookback)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
