@@ -15,6 +15,7 @@ import polars as pl
 from pipeline import calendar, hist_indicators, schema
 from pipeline.intervals import Interval
 from pipeline.loader import GAPS, INDICATORS, QUALITY, TABLE
+from pipeline.scanner import scan
 from pipeline.stream import SessionQuality, Step, Subscriber, stream
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ class SessionDay:
 
     `table` is the whole session table as loaded in phase 4 (sorted by available_at,
     symbol): an engine may precompute per-row codes from it, never show it to a strategy.
+    `picked` is the scanner's pick for the session, best first (None: no scanner).
     """
 
     session: dt.date
@@ -37,6 +39,7 @@ class SessionDay:
     close: dt.datetime
     base: str
     table: pl.DataFrame
+    picked: tuple[str, ...] | None = None
 
 
 class EngineHook(Protocol):
@@ -61,6 +64,7 @@ class SessionRun:
         self.seconds: dict[str, float] = {}
         self.bars: dict[str, int] = {}
         self.history_days: dict[Interval, list[dt.date]] = {}
+        self.picked: tuple[str, ...] | None = None
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -86,6 +90,9 @@ class SessionRun:
             catalog.clear_session_bars()
             catalog.clear_historical_bars()
             self._log_hours()
+        if self.c.scanner is not None:
+            with self.phase("1.4"):
+                self.picked = self._scan()
         with self.phase("2.1"):
             loaded = self._load_history()
         with self.phase("2.4"):
@@ -113,7 +120,24 @@ class SessionRun:
     def _day(self, table: pl.DataFrame) -> SessionDay:
         r = self.row.row(0, named=True)
         base = str(self.c.streams.base)
-        return SessionDay(self.day, r["open"], r["close"], base, table)
+        return SessionDay(self.day, r["open"], r["close"], base, table, self.picked)
+
+    def _scan(self) -> tuple[str, ...]:
+        """Phase 1.4: run the scanner over the bars before the session date."""
+        assert self.c.scanner is not None
+        assert self.c.config.scanner is not None
+        source, query = self.c.scanner
+        picked = scan(source, query, self.day, self.c.config.scanner.params)
+        self.c.record_scan(self.day, picked)
+        self.bars["1.4"] = len(picked)
+        log.info(
+            "%sPHASE_1.4: Scanner %s picked %d symbols: %s",
+            FLOW,
+            query.name,
+            len(picked),
+            ", ".join(picked) or "none",
+        )
+        return tuple(picked)
 
     def _log_hours(self) -> None:
         r = self.row.row(0, named=True)

@@ -133,6 +133,21 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class ScannerConfig:
+    """A pre-session scanner (phase 1.4): a saved query that picks the session's symbols.
+
+    `query` names a file in ``queries/``; it gets `params` (named parameters) and
+    ``session``, the session date, and returns a ``symbol`` column, best first.
+    `symbols` are the candidates: ``"all"`` (every symbol of the run) or a list taken
+    from the run's `symbols`. See `pipeline.scanner`.
+    """
+
+    query: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    symbols: tuple[str, ...] | Literal["all"] = "all"
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A validated, frozen run configuration."""
 
@@ -149,6 +164,7 @@ class RunConfig:
     quality: QualityConfig = QualityConfig()
     strategy: Mapping[str, Any] = field(default_factory=dict)
     broker: Mapping[str, Any] = field(default_factory=dict)
+    scanner: ScannerConfig | None = None
     data_root: str | None = None
 
 
@@ -164,6 +180,7 @@ _HISTORY_KEYS = tuple(f.name for f in fields(HistoryEntry))
 _HISTORICAL_KEYS = tuple(f.name for f in fields(HistoricalIndicator))
 _INDICATOR_KEYS = tuple(f.name for f in fields(Indicator))
 _QUALITY_KEYS = tuple(f.name for f in fields(QualityConfig))
+_SCANNER_KEYS = tuple(f.name for f in fields(ScannerConfig))
 _PARAMS = {"macd": ("field", "fast", "slow", "signal"), "bbands": ("field", "k")}
 _ALL_PARAMS = ("field", "fast", "slow", "signal", "k")
 _IND_REQUIRED = {"name": '"sma"', "interval": '"5m"'}
@@ -250,6 +267,7 @@ def _build(data: Mapping[Any, Any], problems: list[Problem]) -> RunConfig | None
     quality = _quality(top)
     strategy = rules.freeze(top.sub("strategy"), "strategy", problems)
     broker = rules.freeze(top.sub("broker"), "broker", problems)
+    scanner = _scanner(top, symbols) if "scanner" in data else None
     if problems or mic is None or dates is None or symbols is None or streams is None:
         return None
     return RunConfig(
@@ -266,6 +284,7 @@ def _build(data: Mapping[Any, Any], problems: list[Problem]) -> RunConfig | None
         quality=quality,
         strategy=strategy,
         broker=broker,
+        scanner=scanner,
         data_root=data_root,
     )
 
@@ -423,3 +442,28 @@ def _quality(top: Table) -> QualityConfig:
         table.flag("emit_incomplete", default.emit_incomplete),
         table.number("min_for_entry", default.min_for_entry, 0.0, 100.0),
     )
+
+
+def _scanner(top: Table, symbols: tuple[str, ...] | None) -> ScannerConfig:
+    """Return the `scanner` section: a query name, its params, the candidate symbols."""
+    data = top.sub("scanner")
+    table = Table(data, "scanner", top.problems, _SCANNER_KEYS, {"query": '"most_active"'})
+    query = table.string("query", blank_ok=False)
+    params = rules.freeze(table.sub("params"), table.at("params"), top.problems)
+    for key, value in params.items():
+        if key == "session":
+            fix = "remove it: the scanner passes the session date itself"
+            table.fail("params.session", "is always given by the scanner", fix)
+        elif isinstance(value, Mapping | tuple) or value is None:
+            found = rules.describe(value)
+            table.fail(f"params.{key}", f"must be a single value, found {found}")
+    value = data.get("symbols", "all")
+    if isinstance(value, str) and value == "all":
+        return ScannerConfig(query, params, "all")
+    if isinstance(value, list | tuple) and value:
+        return ScannerConfig(
+            query, params, rules.subset(value, table.at("symbols"), symbols, top.problems)
+        )
+    found = rules.describe(value)
+    table.fail("symbols", f'must be "all" or a non-empty list of symbols, found {found}')
+    return ScannerConfig(query, params, "all")

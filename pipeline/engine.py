@@ -9,10 +9,14 @@ An `Engine` is the coordinator's engine hook (``Coordinator.run(engine=...)``). 
    revealed at T to the broker (orders placed before T fill, positions are marked),
    then call the strategy's ``on_bars(ctx, bars)`` with a `BarsView` of every row
    revealed at T; orders it places are checked at once (quality gate included);
+   with a scanner the view holds only the rows of ``ctx.universe``: the session's
+   picked symbols and those held from earlier picks (dropped once flat and without
+   working orders); the broker still sees every base row;
 3. ``on_session_end``: the strategy's ``on_session_end``, then the broker records the
    positions at the session close (they carry over to the next session);
 4. ``on_run_end``: the results go to the catalog's ``orders``, ``fills``, ``trades``,
-   ``positions`` and ``equity`` tables (`results` returns the broker's richer frames).
+   ``positions`` and ``equity`` tables (`results` returns the broker's richer frames,
+   and ``scans``: each session's scanner picks).
 
 A vectorised strategy (`pipeline.vectorised.VectorisedStrategy`) runs through a
 `pipeline.vectorised.VectorisedRunner` instead of ``on_bars``: its expressions are
@@ -30,7 +34,7 @@ Examples
 >>> reset_catalog()
 >>> report, results = backtest(load_config("configs/sample.toml"), Store("data"))
 >>> sorted(results)
-['equity', 'fills', 'orders', 'positions', 'trades']
+['equity', 'fills', 'orders', 'positions', 'scans', 'trades']
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from pipeline.config import RunConfig, config_hash
 from pipeline.errors import ConfigError
 from pipeline.intervals import Interval
 from pipeline.runner import Coordinator, RunReport, SessionDay
+from pipeline.scanner import SCANS, scans_frame
 from pipeline.store import Store
 from pipeline.strategy import BarsView, Context, Strategy, load_strategy
 from pipeline.stream import Step, Subscriber
@@ -126,6 +131,9 @@ class Engine:
         self._trade: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
         self._traded: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
         self._gated: dt.datetime | None = None
+        self._allowed: npt.NDArray[np.bool_] | None = None
+        self._dropped: set[str] = set()
+        self._scans: list[pl.DataFrame] = []
         self.steps = 0
 
     # --- hooks ----------------------------------------------------------------------
@@ -150,6 +158,7 @@ class Engine:
         self._trade = trade.to_numpy()
         self._traded = np.concatenate([[0], np.cumsum(self._trade, dtype=np.int64)])
         self.ctx.base, self.ctx.session = day.base, day.session
+        self._scope(day)
         if self._vectorised is not None:
             self._vectorised.start_session(table)
         self.strategy.on_session_start(self.ctx)
@@ -170,15 +179,57 @@ class Engine:
             self._vectorised.act(self.ctx, stop)
             self.steps += 1
             return
-        view = BarsView(
-            step.bars,
-            symbol_codes=self._scodes[start:stop],
-            interval_codes=self._icodes[start:stop],
+        self.strategy.on_bars(self.ctx, self._view(step.bars, start, stop))
+        self.steps += 1
+
+    def _view(self, bars: pl.DataFrame, start: int, stop: int) -> BarsView:
+        """Return the step's rows as a `BarsView`, limited to ``ctx.universe`` with a scanner."""
+        scodes, icodes = self._scodes[start:stop], self._icodes[start:stop]
+        if self._allowed is not None:
+            if self._dropped:
+                self._release()
+            keep = self._allowed[scodes]
+            if not keep.all():
+                rows = np.flatnonzero(keep)
+                bars, scodes, icodes = bars[rows], scodes[rows], icodes[rows]
+        return BarsView(
+            bars,
+            symbol_codes=scodes,
+            interval_codes=icodes,
             universe=self._universe,
             intervals=self._intervals,
         )
-        self.strategy.on_bars(self.ctx, view)
-        self.steps += 1
+
+    def _scope(self, day: SessionDay) -> None:
+        """Set the session's scope: the picked symbols and those still held or ordered."""
+        if day.picked is None:
+            self._allowed, self._dropped, self.ctx.scope = None, set(), None
+            return
+        if self._vectorised is not None:
+            raise ConfigError(
+                "A [scanner] works with event-style strategies only; "
+                f"{type(self.strategy).__name__} is vectorised. Remove the scanner or use "
+                "an event-style strategy."
+            )
+        self._scans.append(scans_frame(day.session, day.picked))
+        ordered = {o.symbol for o in self.broker.working_orders()}
+        self._dropped = (set(self.broker.holdings()) | ordered) - set(day.picked)
+        self._set_scope(set(day.picked) | self._dropped)
+
+    def _set_scope(self, names: set[str]) -> None:
+        self.ctx.scope = tuple(s for s in self._universe if s in names)
+        self._allowed = np.array([s in names for s in self._universe], dtype=bool)
+
+    def _release(self) -> None:
+        """Drop held-over symbols that are now flat with no working order from the scope."""
+        done = {
+            s
+            for s in self._dropped
+            if not self.broker.position(s) and not self.broker.working_orders(s)
+        }
+        if done:
+            self._dropped -= done
+            self._set_scope(set(self.ctx.scope or ()) - done)
 
     def on_session_end(self, day: SessionDay) -> None:
         """Call the strategy's hook; record the positions at the session close."""
@@ -203,6 +254,7 @@ class Engine:
             "trades": self.broker.trades(),
             "positions": self.broker.positions(),
             "equity": self.broker.equity(),
+            "scans": pl.concat(self._scans) if self._scans else pl.DataFrame(schema=SCANS),
         }
         for name in RESULT_TABLES:
             columns = list(schema.CATALOG_TABLES[name])

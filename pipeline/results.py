@@ -5,12 +5,13 @@ A run folder ``runs/<run_id>/`` holds:
 - ``config.json``: the config's canonical form (what `config.config_hash` hashes);
 - ``orders``, ``fills``, ``trades``, ``positions``, ``equity`` (one row per base bar,
   with its drawdown), ``equity_sessions`` (one row per session) and ``sessions`` (the
-  seconds and bars of each phase per session), as Parquet;
+  seconds and bars of each phase per session), and with a ``[scanner]`` ``scans``
+  (each session's picks: session, rank, symbol), as Parquet;
 - ``summary.json`` (`summary`), and the chart and report of `pipeline.report`.
 
 The run id is the config hash and a digest of what the store holds for the run
 (`run_id`), so the same config on the same data always gets the same id and folder.
-The five result tables and ``equity_sessions`` hold no timings and are written with
+The five result tables, ``equity_sessions`` and ``scans`` hold no timings and are written with
 fixed options, so a rerun writes them byte for byte the same; timings live only in
 ``sessions.parquet`` and ``summary.json``.
 
@@ -44,6 +45,7 @@ from pipeline.errors import DataNotFoundError, StoreError, closest
 from pipeline.intervals import base_interval
 from pipeline.loader import plan
 from pipeline.runner import RunReport
+from pipeline.scanner import SCANS
 from pipeline.store import Store
 
 __all__ = [
@@ -62,7 +64,7 @@ __all__ = [
 #: The tables a rerun writes byte for byte the same.
 IDENTICAL_TABLES = ("orders", "fills", "trades", "positions", "equity")
 #: Every Parquet table of a run folder.
-RUN_TABLES = (*IDENTICAL_TABLES, "equity_sessions", "sessions")
+RUN_TABLES = (*IDENTICAL_TABLES, "equity_sessions", "sessions", "scans")
 #: Sessions per year for annualising per-session returns.
 SESSIONS_PER_YEAR = 252
 _DAYS_PER_YEAR = 365.25
@@ -300,7 +302,10 @@ class RunFolder:
         if name not in RUN_TABLES:
             hint = closest(name, RUN_TABLES)
             raise DataNotFoundError(f"A run folder has no table {name!r}: {hint}")
-        return pl.read_parquet(self.path / f"{name}.parquet")
+        path = self.path / f"{name}.parquet"
+        if name == "scans" and not path.is_file():  # a run without a scanner
+            return pl.DataFrame(schema=SCANS)
+        return pl.read_parquet(path)
 
 
 def write_run(
@@ -330,6 +335,8 @@ def write_run(
         cash = float(summary.get("starting_cash") or BrokerConfig().cash)
         tables["equity_sessions"] = equity_sessions(results["equity"], cash, config.calendar)
         tables["sessions"] = sessions
+        if config.scanner is not None:
+            tables["scans"] = results.get("scans", pl.DataFrame(schema=SCANS))
         for name, frame in tables.items():
             _write_parquet(_with_run_id(frame, rid), tmp / f"{name}.parquet")
         _write_json(canonical(config), tmp / "config.json")

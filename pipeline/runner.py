@@ -6,6 +6,9 @@ For each trading session of the date range:
     (`intervals.base_interval`), and check every symbol has the base in range;
 1.2 clear the session state (`catalog`);
 1.3 take the session's regular hours from the calendar (`calendar`);
+1.4 with a ``[scanner]``, pick the session's symbols from the candidates with a saved
+    query over the bars before the session date (`scanner`); the picks go to the
+    ``scans`` table (a catalog extra) and to the engine hook;
 2.1 load the trailing history of each config entry (`loader`: chunks of sessions
     read once, sliced per session);
 2.4 derive the historical bars of the derived streams (`history.derive_intervals`,
@@ -24,6 +27,7 @@ one ``[SESSION_FLOW] PHASE_x.y`` line at INFO (per-timestamp lines at DEBUG).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +42,8 @@ from pipeline.config import RunConfig, config_hash
 from pipeline.errors import DataNotFoundError
 from pipeline.intervals import Interval, base_interval
 from pipeline.loader import BarCache, LoadSpec, plan
+from pipeline.queries import SavedQuery, get_query
+from pipeline.scanner import SCANS, ScanSource, scans_frame
 from pipeline.store import Store
 from pipeline.stream import Subscriber
 
@@ -120,6 +126,23 @@ class Coordinator:
         first = calendar.sessions_before(self.mic, config.start, lookback)[:1] or [config.start]
         self.all_days = calendar.sessions(self.mic, first[0], self.days["session"][-1])
         self.caches = {spec.interval: self._cache(spec) for spec in self._plan()}
+        self.scanner: tuple[ScanSource, SavedQuery] | None = None
+        self._scans: list[pl.DataFrame] = []
+        if config.scanner is not None:
+            chosen = config.scanner.symbols
+            candidates = config.symbols if chosen == "all" else chosen
+            query = get_query(config.scanner.query)
+            self.scanner = (ScanSource(store, candidates, self.mic), query)
+
+    @property
+    def scans(self) -> pl.DataFrame:
+        """The scan results so far: (session, rank, symbol), empty without a scanner."""
+        return pl.concat(self._scans) if self._scans else pl.DataFrame(schema=SCANS)
+
+    def record_scan(self, session: dt.date, picked: Sequence[str]) -> None:
+        """Keep a session's picks and show them all to SQL as the catalog extra ``scans``."""
+        self._scans.append(scans_frame(session, picked))
+        self.catalog.register_extra("scans", self.scans)
 
     def _plan(self) -> list[LoadSpec]:
         everyone = list(self.config.symbols)

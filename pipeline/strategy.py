@@ -219,14 +219,19 @@ class Context:
         self.catalog, self.broker, self.base = catalog, broker, base
         self.clock: dt.datetime | None = None
         self.session: dt.date | None = None
+        self.scope: tuple[str, ...] | None = None
         self._before_order = before_order
 
     # -- data ----------------------------------------------------------------------
 
     @property
     def universe(self) -> tuple[str, ...]:
-        """The run's symbols."""
-        return self.catalog.universe
+        """The symbols the strategy may act on now: the run's, or with a scanner `scope`.
+
+        With a scanner the engine sets `scope` each session to the symbols picked for it
+        and those still held (or with working orders) from earlier picks, until closed.
+        """
+        return self.catalog.universe if self.scope is None else self.scope
 
     def bars(self, symbol: str, interval: str, n: int | None = None) -> pl.DataFrame:
         """Return the visible bars of `symbol` `interval` by ts (the last `n` when given)."""

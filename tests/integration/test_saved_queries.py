@@ -22,6 +22,8 @@ PARAMS = {
     "daily_ohlcv": {"start": "2024-07-01", "end": "2024-07-05"},
     "audit_bars": {"interval": "1m"},
     "derive_bars": {"target": "15m", "base": "1m"},
+    "most_active": {"session": "2024-07-08", "top": "2", "sessions": "5"},
+    "gappers": {"session": "2024-07-10", "threshold": "0.01"},
 }
 
 
