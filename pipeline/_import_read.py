@@ -99,8 +99,9 @@ def _read_csv(data: bytes, source: str, layout: Layout) -> RawTable:
     try:
         frame = pl.read_csv(data, separator=separator, has_header=header, infer_schema=False)
     except pl.exceptions.PolarsError as exc:
+        reason = " ".join(str(exc).split()).rstrip(".")  # Polars' text spans lines
         raise InputError(
-            f"Bar file '{source}' cannot be read as CSV with separator {separator!r}: {exc}. "
+            f"Bar file '{source}' cannot be read as CSV with separator {separator!r}: {reason}. "
             "Check that every row has the same number of fields, or pass --separator."
         ) from exc
     if not header and layout.names:

@@ -97,7 +97,8 @@ def boundary(func: Callable[P, R]) -> Callable[P, R]:
         except PipelineError as exc:
             if _STATE["debug"]:
                 raise
-            typer.echo(f"error: {exc}", err=True)
+            one_line = " ".join(str(exc).split())  # a path or a library's text may hold breaks
+            typer.echo(f"error: {one_line}", err=True)
             raise typer.Exit(1) from None
 
     return wrapper

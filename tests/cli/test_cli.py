@@ -313,3 +313,14 @@ def test_run_refuses_a_non_positive_speed() -> None:
     result = runner.invoke(app, ["run", str(config), "--root", str(SAMPLE), "--speed", "0"])
     assert result.exit_code == 1
     assert "--speed 0.0 is not valid" in result.stderr
+
+
+def test_error_naming_a_path_with_a_line_break_is_still_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "odd\nname.csv"
+    bad.write_bytes(b"\xff\xfe not a bar file")
+    result = runner.invoke(
+        app, ["data", "import", str(bad), "-i", "1m", "--root", str(tmp_path / "s")]
+    )
+    assert result.exit_code == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("error: ")
