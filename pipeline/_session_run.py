@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +32,8 @@ class SessionDay:
     `table` is the whole session table as loaded in phase 4 (sorted by available_at,
     symbol): an engine may precompute per-row codes from it, never show it to a strategy.
     `picked` is the scanner's pick for the session, best first (None: no scanner).
+    `quality(clock)` gives each symbol's session quality so far, straight from the
+    stream's counters (the same figures the catalog's ``quality`` table shows).
     """
 
     session: dt.date
@@ -40,6 +42,7 @@ class SessionDay:
     base: str
     table: pl.DataFrame
     picked: tuple[str, ...] | None = None
+    quality: Callable[[dt.datetime], dict[str, float]] | None = None
 
 
 class EngineHook(Protocol):
@@ -108,19 +111,20 @@ class SessionRun:
         with self.phase("4"):
             catalog.load_session(table, values)
         with self.phase("5"):
+            tracker = self._quality(table)
             if engine is not None:
-                engine.on_session_start(self._day(table))
+                engine.on_session_start(self._day(table, tracker))
                 subscribers = [engine, *subscribers]
-            stats = stream(catalog, self._quality(table), subscribers, speed=speed)
+            stats = stream(catalog, tracker, subscribers, speed=speed)
             if engine is not None:
-                engine.on_session_end(self._day(table))
+                engine.on_session_end(self._day(table, tracker))
         return self._record(table, stats.timestamps, values.height)
 
     # -- phases ----------------------------------------------------------------------
-    def _day(self, table: pl.DataFrame) -> SessionDay:
+    def _day(self, table: pl.DataFrame, tracker: SessionQuality) -> SessionDay:
         r = self.row.row(0, named=True)
         base = str(self.c.streams.base)
-        return SessionDay(self.day, r["open"], r["close"], base, table, self.picked)
+        return SessionDay(self.day, r["open"], r["close"], base, table, self.picked, tracker.values)
 
     def _scan(self) -> tuple[str, ...]:
         """Phase 1.4: run the scanner over the bars before the session date."""

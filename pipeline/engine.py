@@ -269,6 +269,9 @@ class Engine:
         if day is None or clock is None or self._gated == clock:
             return
         self._gated = clock
+        if day.quality is not None:
+            self.broker.set_quality(day.quality(clock))
+            return
         rows = self.catalog.table("quality").filter(
             (pl.col("session") == day.session)
             & (pl.col("interval") == day.base)

@@ -70,12 +70,27 @@ class SessionQuality:
         mask = self._is_base[start:stop]
         np.add.at(self._present, self._codes[start:stop][mask], 1)
 
-    def frame(self, clock: dt.datetime) -> pl.DataFrame:
-        """Return the session's quality rows at `clock` (`schema.QUALITY`)."""
+    def _at(self, clock: dt.datetime) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         micros = int((clock - _EPOCH) / dt.timedelta(microseconds=1))
         expected = int(np.searchsorted(self._closes, micros, side="right"))
         present = np.minimum(self._present, expected)
         quality = np.where(expected > 0, 100.0 * present / max(expected, 1), np.nan)
+        return expected, present, quality
+
+    def values(self, clock: dt.datetime) -> dict[str, float]:
+        """Return each symbol's quality (0-100) at `clock`; empty before a slot has closed.
+
+        The same figures as `frame`, read from the counters without building a frame:
+        the engine's quality gate asks for them before entry orders.
+        """
+        expected, _, quality = self._at(clock)
+        if expected == 0:
+            return {}
+        return dict(zip(self._symbols, quality.tolist(), strict=True))
+
+    def frame(self, clock: dt.datetime) -> pl.DataFrame:
+        """Return the session's quality rows at `clock` (`schema.QUALITY`)."""
+        expected, present, quality = self._at(clock)
         return pl.DataFrame(
             {
                 "symbol": self._symbols,

@@ -295,3 +295,24 @@ def test_streamed_indicators_equal_one_batch_computation(sample_run: Run) -> Non
     streamed = pl.concat([s.indicators for s in sample_run.recorder.steps])
     assert streamed.height > 30_000
     assert_frame_equal(streamed, batch.collect())
+
+
+def test_session_quality_values_equal_its_rows() -> None:
+    day = dt.date(2024, 7, 1)
+    days = calendar.sessions("XNYS", day, day)
+    enum = schema.symbol_dtype(CONFIG.symbols)
+    raw = STORE.read("1m", list(CONFIG.symbols), day, day).with_columns(pl.col("symbol").cast(enum))
+    table = session.order(derive.annotate(raw, "1m", days, NY), [Interval.parse("1m")]).collect()
+    slots = calendar.slots(days, "1m").collect()["ts"]
+    tracker = SessionQuality(table, slots + dt.timedelta(minutes=1), "1m", day, CONFIG.symbols)
+    assert tracker.values(days["open"][0]) == {}  # no slot has closed yet
+    done = 0
+    for minutes in (1, 45, 200, 390):
+        clock = days["open"][0] + dt.timedelta(minutes=minutes)
+        stop = int(table["available_at"].search_sorted(clock, side="right"))
+        tracker.advance(done, stop)
+        done = stop
+        rows = tracker.frame(clock)
+        expected = dict(zip(rows["symbol"], rows["quality"], strict=True))
+        assert tracker.values(clock) == expected
+    assert tracker.values(clock)["BOLT"] == pytest.approx(100 * 387 / 390)  # 3 minutes missing
