@@ -61,7 +61,7 @@ def html_report(summary: Mapping[str, Any], trades: pl.DataFrame, png: bytes | N
     """Return a self-contained HTML page: the summary table, the chart inline, the trades."""
     title = f"Run {summary.get('run_id', '')} ({summary.get('name', '')})"
     rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_text(v))}</td></tr>"
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(format_value(v))}</td></tr>"
         for k, v in sorted(summary.items())
     )
     image = (
@@ -73,7 +73,7 @@ def html_report(summary: Mapping[str, Any], trades: pl.DataFrame, png: bytes | N
     columns = [c for c in _TRADE_COLUMNS if c in trades.columns]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_text(v))}</td>" for v in row) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(format_value(v))}</td>" for v in row) + "</tr>"
         for row in trades.select(columns).iter_rows()
     )
     return (
@@ -98,13 +98,14 @@ def write_report(
     (folder / REPORT).write_text(html_report(summary, trades, png), encoding="utf-8")
 
 
-def _text(value: object) -> str:
+def format_value(value: object) -> str:
+    """Return a summary figure as text: floats to 6 significant digits, dicts as k: v."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {_text(v)}" for k, v in value.items())
+        return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items())
     if isinstance(value, list):
-        return ", ".join(_text(v) for v in value)
+        return ", ".join(format_value(v) for v in value)
     return str(value)

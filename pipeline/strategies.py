@@ -63,16 +63,7 @@ class MovingAverageCross(Strategy):
         symbol: str | None = None,
         percent: float = 1.0,
     ) -> None:
-        if not (_whole(fast) and _whole(slow) and 1 <= fast < slow):
-            raise ConfigError(
-                f"MovingAverageCross needs whole numbers 1 <= fast < slow, found fast={fast!r}, "
-                f"slow={slow!r}; e.g. params = {{fast = 10, slow = 30}}."
-            )
-        if not (isinstance(percent, int | float) and 0 < percent <= 1):
-            raise ConfigError(
-                f"MovingAverageCross percent must be in (0, 1], found {percent!r}; 1.0 is all-in."
-            )
-        Interval.parse(interval)
+        check_cross("MovingAverageCross", fast, slow, interval, percent)
         super().__init__(fast=fast, slow=slow, interval=interval, symbol=symbol, percent=percent)
         self.fast, self.slow, self.interval = int(fast), int(slow), str(Interval.parse(interval))
         self.symbol, self.percent = symbol, float(percent)
@@ -273,7 +264,7 @@ class OpeningRangeBreakout(_Intraday):
         calendar: str = "XNYS",
     ) -> None:
         step = Interval.parse(interval).seconds
-        if not (_whole(minutes) and minutes >= 1 and minutes * 60 % step == 0):
+        if not (is_whole(minutes) and minutes >= 1 and minutes * 60 % step == 0):
             raise ConfigError(
                 f"OpeningRangeBreakout minutes must be a whole number of {interval} bars, "
                 f"found {minutes!r}; e.g. params = {{minutes = 15, interval = '1m'}}."
@@ -494,5 +485,21 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _whole(value: object) -> bool:
+def is_whole(value: object) -> bool:
+    """Return True for an int that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_cross(name: str, fast: object, slow: object, interval: str, percent: object) -> None:
+    """Raise `ConfigError` unless the parameters of a moving-average crossover are usable.
+
+    Shared by the event and vectorised crossovers so both accept exactly the same.
+    """
+    if not (is_whole(fast) and is_whole(slow) and 1 <= fast < slow):  # type: ignore[operator]
+        raise ConfigError(
+            f"{name} needs whole numbers 1 <= fast < slow, found fast={fast!r}, "
+            f"slow={slow!r}; e.g. params = {{fast = 10, slow = 30}}."
+        )
+    if not (isinstance(percent, int | float) and 0 < percent <= 1):
+        raise ConfigError(f"{name} percent must be in (0, 1], found {percent!r}; 1.0 is all-in.")
+    Interval.parse(interval)

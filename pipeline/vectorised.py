@@ -48,7 +48,7 @@ import polars as pl
 
 from pipeline.errors import ConfigError
 from pipeline.intervals import Interval
-from pipeline.strategies import TIE
+from pipeline.strategies import TIE, check_cross, is_whole
 from pipeline.strategy import Context, Strategy
 
 __all__ = [
@@ -203,15 +203,7 @@ class VectorisedMovingAverageCross(VectorisedStrategy):
         symbol: str | None = None,
         percent: float = 1.0,
     ) -> None:
-        if not (_whole(fast) and _whole(slow) and 1 <= fast < slow):
-            raise ConfigError(
-                "VectorisedMovingAverageCross needs whole numbers 1 <= fast < slow, found "
-                f"fast={fast!r}, slow={slow!r}; e.g. params = {{fast = 10, slow = 30}}."
-            )
-        if not (isinstance(percent, int | float) and 0 < percent <= 1):
-            raise ConfigError(
-                f"VectorisedMovingAverageCross percent must be in (0, 1], found {percent!r}."
-            )
+        check_cross("VectorisedMovingAverageCross", fast, slow, interval, percent)
         super().__init__(fast=fast, slow=slow, interval=interval, symbol=symbol, percent=percent)
         self.fast, self.slow = int(fast), int(slow)
         self.interval, self.symbol = str(Interval.parse(interval)), symbol
@@ -383,14 +375,10 @@ def _keep(frame: pl.DataFrame, lookback: int | None) -> pl.DataFrame:
     """Return the last `lookback` rows of each symbol (all rows when None)."""
     if lookback is None:
         return frame
-    if not (_whole(lookback) and lookback >= 0):
+    if not (is_whole(lookback) and lookback >= 0):
         raise ConfigError(
             f"a vectorised strategy's lookback must be a whole number >= 0 or None, found "
             f"{lookback!r}; set it to the longest window its expressions read."
         )
     rank = pl.int_range(pl.len()).over("symbol")
     return frame.filter(rank >= pl.len().over("symbol") - lookback)
-
-
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

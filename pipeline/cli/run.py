@@ -105,20 +105,10 @@ def render_summary(figures: dict[str, Any], fmt: Format) -> None:
     if fmt is Format.json:
         sys.stdout.write(json.dumps(figures, sort_keys=True) + "\n")
         return
-    rows = {"figure": list(figures), "value": [_value(v) for v in figures.values()]}
+    from pipeline.report import format_value
+
+    rows = {"figure": list(figures), "value": [format_value(v) for v in figures.values()]}
     render(pl.DataFrame(rows), fmt, title=f"Run {figures.get('run_id', '')}")
-
-
-def _value(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_value(v)}" for k, v in value.items())
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
 
 
 def _flow_only(settings: Any, store: Any, speed: float | None, fmt: Format) -> None:
