@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipeline import calendar, derive, history, indicators, schema, session
+from pipeline import calendar, derive, history, schema, session
 from pipeline.config import Indicator
 from pipeline.intervals import Interval
 from pipeline.store import Store
@@ -139,7 +139,10 @@ class BarCache:
         both = pl.concat([parts[BARS], *(parts[str(iv)] for iv in self._derive_to)]).lazy()
         plans = {TABLE: session.order(both, intervals)}
         if self._specs:
-            plans[INDICATORS] = indicators.compute(both, self._specs, carry=("session",))
+            warm_up = both.head(0)  # the chunk's first sessions are the warm-up already
+            plans[INDICATORS] = session.session_indicators(
+                warm_up, both, self._specs, None, carry=("session",)
+            )
         frames = pl.collect_all(list(plans.values()), engine="in-memory")
         out = dict(zip(plans, frames, strict=True))
         if not self._specs:

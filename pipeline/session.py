@@ -60,14 +60,18 @@ def session_indicators(
     table: pl.LazyFrame,
     specs: Sequence[Indicator],
     since: dt.datetime | None,
+    *,
+    carry: Sequence[str] = (),
 ) -> pl.LazyFrame:
     """Return the session's indicator values, computed over history + session.
 
     Only values of bars from `since` (the session's first bar; None: all) on are
     kept, sorted by (available_at, symbol, name): the order the stream reveals them.
+    `carry` names bar columns copied onto each value's row (the loader carries
+    ``session`` to slice a chunk's values per session).
     """
     if not specs:
         return schema.empty(schema.INDICATORS).lazy()
     wanted = sorted({spec.interval for spec in specs})
     both = pl.concat([history, table], how="vertical").filter(pl.col("interval").is_in(wanted))
-    return indicators.compute(both, specs, since=since)
+    return indicators.compute(both, specs, since=since, carry=carry)
