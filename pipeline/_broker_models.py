@@ -330,6 +330,45 @@ class Bar(NamedTuple):
     volume: float
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class BarRows:
+    """Base bars in stream order, column by column, for the broker to read by position.
+
+    The engine builds one per session from its session table (`of`), so a step hands
+    the broker a range of positions rather than a frame: ``symbols``, ``close`` and
+    ``volume`` are Python lists (sliced per step), the rest NumPy arrays read only for
+    the symbols with working orders. ``ts`` is in microseconds since the epoch (UTC).
+    """
+
+    __slots__ = ("close", "high", "low", "open", "symbols", "ts", "volume")
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self.symbols: list[str] = frame.get_column("symbol").cast(pl.String).to_list()
+        self.ts = frame.get_column("ts").dt.cast_time_unit("us").to_physical().to_numpy()
+        self.open = frame.get_column("open").cast(pl.Float64).to_numpy()
+        self.high = frame.get_column("high").cast(pl.Float64).to_numpy()
+        self.low = frame.get_column("low").cast(pl.Float64).to_numpy()
+        self.close: list[float] = frame.get_column("close").cast(pl.Float64).to_list()
+        self.volume: list[float] = frame.get_column("volume").cast(pl.Float64).to_list()
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def bar(self, i: int) -> Bar:
+        """Return row `i` as a `Bar`."""
+        ts = _EPOCH + dt.timedelta(microseconds=int(self.ts[i]))
+        return Bar(
+            ts,
+            float(self.open[i]),
+            float(self.high[i]),
+            float(self.low[i]),
+            self.close[i],
+            self.volume[i],
+        )
+
+
 def reference_price(order: Order, bar: Bar, fill: Fill) -> float | None:
     """Return the price `order` fills at on `bar` before slippage, None if it does not.
 

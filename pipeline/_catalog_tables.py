@@ -166,6 +166,34 @@ class GroupIndex:
         return set(self._intervals.get(symbol, ()))
 
 
+@dataclass(frozen=True)
+class StepPlan:
+    """The timestamps left in a session and, per timestamp, where its rows end.
+
+    `ends[k]` is one past the last session-table row of step k, `value_ends[k]` the same
+    in the indicator values; `frame` and `values` are the frames those rows belong to.
+    """
+
+    clocks: list[dt.datetime]
+    ends: list[int]
+    value_ends: list[int]
+    frame: pl.DataFrame
+    values: pl.DataFrame
+
+
+def plan_steps(bars: SessionTable, values: SessionTable) -> StepPlan:
+    """Return the `StepPlan` of the unrevealed rows of `bars` (and of `values` with them)."""
+    times = bars.times[bars.cursor :]
+    if not times.size:
+        return StepPlan([], [], [], bars.frame, values.frame)
+    change = np.flatnonzero(times[1:] != times[:-1]) + 1
+    firsts = times[np.concatenate(([0], change))]
+    ends = (np.append(change, times.size) + bars.cursor).tolist()
+    value_ends = np.searchsorted(values.times, firsts, side="right").tolist()
+    clocks = [EPOCH + dt.timedelta(microseconds=t) for t in firsts.tolist()]
+    return StepPlan(clocks, ends, value_ends, bars.frame, values.frame)
+
+
 class SessionTable:
     """The session table, its reveal cursor, and bars appended on top (the catalog locks)."""
 

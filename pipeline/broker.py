@@ -60,6 +60,7 @@ from pipeline._broker_models import (
     POSITIONS,
     TRADES,
     Bar,
+    BarRows,
     BrokerConfig,
     BrokerError,
     Commission,
@@ -97,8 +98,6 @@ __all__ = [
     "PerShare",
     "Percent",
 ]
-
-_BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
 
 
 class Broker:
@@ -243,17 +242,24 @@ class Broker:
         ``low``, ``close``, ``volume``), regular-session bars only. Only orders placed
         before `clock` fill, and never on a bar that opened before them.
         """
+        self.on_rows(clock, BarRows(bars), 0, bars.height)
+
+    def on_rows(self, clock: dt.datetime, rows: BarRows, start: int, stop: int) -> None:
+        """`on_bars` for positions ``[start, stop)`` of `rows` (the engine's per-step call).
+
+        The rows hold one bar per symbol, regular-session base bars only.
+        """
         if self._clock is not None and clock <= self._clock:
             raise BrokerError(
                 f"Broker clock {clock.isoformat()} is not after {self._clock.isoformat()}; "
                 "call on_bars once per timestamp, in time order."
             )
-        symbols = bars.get_column("symbol").to_list()
+        symbols = rows.symbols[start:stop]
         if self._working:
-            self._fill_working(clock, symbols, bars)
-        self._close.update(zip(symbols, bars.get_column("close").to_list(), strict=True))
+            self._fill_working(clock, symbols, rows, start)
+        self._close.update(zip(symbols, rows.close[start:stop], strict=True))
         if self.config.fill == "close" and self.config.volume_cap is not None:
-            self._volume.update(zip(symbols, bars.get_column("volume").to_list(), strict=True))
+            self._volume.update(zip(symbols, rows.volume[start:stop], strict=True))
         self._bars.update(symbols)
         self._clock = clock
         self._mark(clock)
@@ -398,23 +404,28 @@ class Broker:
 
     # --- filling -------------------------------------------------------------------
 
-    def _fill_working(self, clock: dt.datetime, symbols: list[str], bars: pl.DataFrame) -> None:
+    def _fill_working(
+        self, clock: dt.datetime, symbols: list[str], rows: BarRows, start: int
+    ) -> None:
         """Try each working order placed before `clock` against its symbol's bar.
 
         Only the rows of symbols with working orders are read (a bar's ``ts`` as a Python
         datetime is the costly part).
         """
-        row = {s: i for i, s in enumerate(symbols)}
-        wanted = sorted({row[o.symbol] for o in self._working if o.symbol in row})
-        if not wanted:
-            return
-        cols = bars.select(_BAR_COLUMNS[1:])[wanted].rows()
-        by_row = dict(zip(wanted, cols, strict=True))
+        found: dict[str, Bar | None] = {}
         for order in list(self._working):
-            i = row.get(order.symbol)
-            if i is None or order.ts >= clock or by_row[i][0] < order.ts:
+            if order.ts >= clock:
                 continue
-            self._try_fill(order, Bar(*by_row[i]), clock)
+            symbol = order.symbol
+            if symbol not in found:
+                try:
+                    found[symbol] = rows.bar(start + symbols.index(symbol))
+                except ValueError:
+                    found[symbol] = None
+            bar = found[symbol]
+            if bar is None or bar.ts < order.ts:
+                continue
+            self._try_fill(order, bar, clock)
         self._prune()
 
     def _try_fill(self, order: Order, bar: Bar, clock: dt.datetime) -> None:

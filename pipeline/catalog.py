@@ -155,6 +155,25 @@ class Catalog:
         """The last time passed to `reveal`; None before the first one."""
         return self._session.clock
 
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[tuple[int, dt.datetime | None]]:
+        """Hold the catalog still for a block of reads; yield the (cursor, clock) they see.
+
+        `cursor` and `clock` alone are read without the lock, so a reader in another
+        thread cannot tell which step a later query saw. Inside the block every read
+        (`sql`, `get_bars`, `table` ...) sees the state the yielded pair names: the
+        stream waits at its next reveal until the block ends, so keep it short.
+
+        Examples
+        --------
+        >>> with get_catalog().hold() as (cursor, clock):
+        ...     n = get_catalog().sql("SELECT count(*) AS n FROM session_bars")["n"][0]
+        >>> n == cursor
+        True
+        """
+        with self._lock:
+            yield self._session.cursor, self._session.clock
+
     def load_session(self, frame: pl.DataFrame, indicators: pl.DataFrame | None = None) -> None:
         """Take the whole session table (`CATALOG_BARS` sorted by available_at, symbol).
 
@@ -206,6 +225,37 @@ class Catalog:
             if self._quality_source is not None:
                 self._dirty.add(QUALITY)
             return rows, values
+
+    def steps(self) -> _t.StepPlan:
+        """Plan the rest of the session's stream: its timestamps and where their rows end.
+
+        One NumPy pass over the session's times, so that `advance` costs O(1) a step.
+        """
+        with self._lock:
+            return _t.plan_steps(self._session, self._session_ind)
+
+    def advance(self, plan: _t.StepPlan, k: int) -> tuple[int, int, int, int]:
+        """Reveal step `k` of `plan` (from `steps`): move the cursors and the clock.
+
+        The same as ``reveal(plan.clocks[k])`` without a search. Return the rows revealed:
+        (start, stop) in the session table, then (start, stop) in its indicator values.
+        """
+        clock = plan.clocks[k]
+        with self._lock:
+            bars, values = self._session, self._session_ind
+            if bars.frame is not plan.frame:
+                raise ValueError("The step plan is of another session: call steps() again.")
+            if bars.clock is not None and clock < bars.clock:
+                raise ValueError(f"advance to {clock} goes back before the clock ({bars.clock}).")
+            start, vstart = bars.cursor, values.cursor
+            bars.cursor, bars.clock = max(start, plan.ends[k]), clock
+            values.cursor, values.clock = max(vstart, plan.value_ends[k]), clock
+            self._dirty.add(SESSION)
+            if values.cursor > vstart:
+                self._dirty.add(INDICATORS)
+            if self._quality_source is not None:
+                self._dirty.add(QUALITY)
+            return start, bars.cursor, vstart, values.cursor
 
     def next_time(self) -> dt.datetime | None:
         """Return the next unrevealed ``available_at``; None when the session is done."""

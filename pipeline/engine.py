@@ -48,6 +48,7 @@ import numpy.typing as npt
 import polars as pl
 
 from pipeline import schema
+from pipeline._broker_models import BarRows
 from pipeline.broker import Broker, BrokerConfig
 from pipeline.catalog import Catalog, get_catalog
 from pipeline.config import RunConfig, config_hash
@@ -56,7 +57,7 @@ from pipeline.intervals import Interval
 from pipeline.runner import Coordinator, RunReport, SessionDay
 from pipeline.scanner import SCANS, scans_frame
 from pipeline.store import Store
-from pipeline.strategy import BarsView, Context, Strategy, load_strategy
+from pipeline.strategy import BarsView, Context, SessionColumns, Strategy, load_strategy
 from pipeline.stream import Step, Subscriber
 from pipeline.vectorised import VectorisedRunner, VectorisedStrategy
 
@@ -65,6 +66,12 @@ __all__ = ["RESULT_TABLES", "Engine", "backtest", "strategy_from_config"]
 #: The catalog tables the engine writes, in order.
 RESULT_TABLES = ("orders", "fills", "trades", "positions", "equity")
 _STRATEGY_KEYS = ("class", "params")
+#: The columns a `BarRows` reads (an empty one before the first session).
+BAR_ROW_SCHEMA = {
+    "symbol": pl.String(),
+    "ts": pl.Datetime("us", "UTC"),
+    **{c: pl.Float64() for c in ("open", "high", "low", "close", "volume")},
+}
 
 
 def strategy_from_config(section: Mapping[str, Any]) -> Strategy:
@@ -128,8 +135,9 @@ class Engine:
         self._intervals: tuple[str, ...] = ()
         self._scodes: npt.NDArray[Any] = np.zeros(0, dtype=np.int64)
         self._icodes: npt.NDArray[Any] = np.zeros(0, dtype=np.int64)
-        self._trade: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
-        self._traded: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
+        self._rows = BarRows(pl.DataFrame(schema=BAR_ROW_SCHEMA))
+        self._traded: list[int] = [0]
+        self._columns: SessionColumns | None = None
         self._gated: dt.datetime | None = None
         self._allowed: npt.NDArray[np.bool_] | None = None
         self._dropped: set[str] = set()
@@ -154,9 +162,12 @@ class Engine:
         codes = {name: i for i, name in enumerate(self._intervals)}
         self._icodes = intervals.replace_strict(codes, return_dtype=pl.Int64).to_numpy()
         ts = table.get_column("ts")
-        trade = (intervals == day.base) & (ts >= day.open) & (ts < day.close)
-        self._trade = trade.to_numpy()
-        self._traded = np.concatenate([[0], np.cumsum(self._trade, dtype=np.int64)])
+        trade = ((intervals == day.base) & (ts >= day.open) & (ts < day.close)).to_numpy()
+        self._rows = BarRows(table.filter(pl.Series(trade)))
+        self._traded = np.concatenate([[0], np.cumsum(trade, dtype=np.int64)]).tolist()
+        self._columns = SessionColumns(
+            table, self._scodes, self._icodes, self._universe, self._intervals
+        )
         self.ctx.base, self.ctx.session = day.base, day.session
         self._scope(day)
         if self._vectorised is not None:
@@ -165,40 +176,29 @@ class Engine:
 
     def __call__(self, step: Step) -> None:
         """Fill and mark at `step.clock`, then let the strategy see the new rows."""
-        start = self._offset
-        stop = start + step.bars.height
+        start = self._offset if step.start is None else step.start
+        stop = start + step.size
         self._offset = stop
-        self.ctx.clock = step.clock
-        traded = int(self._traded[stop] - self._traded[start])
-        if traded:
-            rows = step.bars
-            if traded != stop - start:
-                rows = rows[np.flatnonzero(self._trade[start:stop])]
-            self.broker.on_bars(step.clock, rows)
+        clock = self.ctx.clock = step.clock
+        first, last = self._traded[start], self._traded[stop]
+        if last > first:
+            self.broker.on_rows(clock, self._rows, first, last)
+        self.steps += 1
         if self._vectorised is not None:
             self._vectorised.act(self.ctx, stop)
-            self.steps += 1
             return
-        self.strategy.on_bars(self.ctx, self._view(step.bars, start, stop))
-        self.steps += 1
+        self.strategy.on_bars(self.ctx, self._view(start, stop))
 
-    def _view(self, bars: pl.DataFrame, start: int, stop: int) -> BarsView:
+    def _view(self, start: int, stop: int) -> BarsView:
         """Return the step's rows as a `BarsView`, limited to ``ctx.universe`` with a scanner."""
-        scodes, icodes = self._scodes[start:stop], self._icodes[start:stop]
+        assert self._columns is not None  # set by on_session_start
         if self._allowed is not None:
             if self._dropped:
                 self._release()
-            keep = self._allowed[scodes]
+            keep = self._allowed[self._scodes[start:stop]]
             if not keep.all():
-                rows = np.flatnonzero(keep)
-                bars, scodes, icodes = bars[rows], scodes[rows], icodes[rows]
-        return BarsView(
-            bars,
-            symbol_codes=scodes,
-            interval_codes=icodes,
-            universe=self._universe,
-            intervals=self._intervals,
-        )
+                return BarsView.window(self._columns, start, stop, np.flatnonzero(keep))
+        return BarsView.window(self._columns, start, stop)
 
     def _scope(self, day: SessionDay) -> None:
         """Set the session's scope: the picked symbols and those still held or ordered."""

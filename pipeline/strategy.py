@@ -45,7 +45,7 @@ from pipeline.errors import ConfigError
 if TYPE_CHECKING:
     from pipeline.broker import Broker
 
-__all__ = ["BarsView", "Context", "Strategy", "load_strategy"]
+__all__ = ["BarsView", "Context", "SessionColumns", "Strategy", "load_strategy"]
 
 
 class Strategy:
@@ -71,6 +71,44 @@ class Strategy:
 # --- the bars of one step ------------------------------------------------------------
 
 
+class SessionColumns:
+    """A session table's columns as NumPy arrays, each made once on first read.
+
+    The engine builds one per session and hands strategies `BarsView` windows on it,
+    so a step costs array slices, not a frame. `symbol_codes` and `interval_codes` index
+    into `universe` and `intervals`.
+    """
+
+    __slots__ = ("_arrays", "interval_codes", "intervals", "symbol_codes", "table", "universe")
+
+    def __init__(
+        self,
+        table: pl.DataFrame,
+        symbol_codes: npt.NDArray[np.integer[Any]],
+        interval_codes: npt.NDArray[np.integer[Any]],
+        universe: tuple[str, ...],
+        intervals: tuple[str, ...],
+    ) -> None:
+        self.table = table
+        self.symbol_codes, self.interval_codes = symbol_codes, interval_codes
+        self.universe, self.intervals = universe, intervals
+        self._arrays: dict[str, npt.NDArray[Any]] = {}
+
+    def array(self, name: str) -> npt.NDArray[Any]:
+        """Return column `name` of the whole session as a NumPy array (a view when it can)."""
+        found = self._arrays.get(name)
+        if found is None:
+            found = _column(self.table, name)
+            self._arrays[name] = found
+        return found
+
+
+def _column(df: pl.DataFrame, name: str) -> npt.NDArray[Any]:
+    if name not in df.columns:
+        raise AttributeError(f"The bars have no column {name!r}; columns: {', '.join(df.columns)}.")
+    return df.get_column(name).to_numpy()
+
+
 class BarsView:
     """The rows revealed at one timestamp: NumPy views of its columns, read lazily.
 
@@ -81,24 +119,66 @@ class BarsView:
     a strategy reads it.
     """
 
-    __slots__ = ("_cache", "_icodes", "_intervals", "_scodes", "_universe", "df")
+    __slots__ = (
+        "_cache",
+        "_df",
+        "_hi",
+        "_icodes",
+        "_intervals",
+        "_keep",
+        "_lo",
+        "_scodes",
+        "_src",
+        "_universe",
+    )
 
     def __init__(
         self,
-        df: pl.DataFrame,
+        df: pl.DataFrame | None = None,
         *,
         symbol_codes: npt.NDArray[np.integer[Any]] | None = None,
         interval_codes: npt.NDArray[np.integer[Any]] | None = None,
         universe: tuple[str, ...] | None = None,
         intervals: tuple[str, ...] | None = None,
     ) -> None:
-        self.df = df
+        self._df = df
         self._scodes, self._icodes = symbol_codes, interval_codes
         self._universe, self._intervals = universe, intervals
         self._cache: dict[str, npt.NDArray[Any]] = {}
+        self._src: SessionColumns | None = None
+        self._lo = self._hi = 0
+        self._keep: npt.NDArray[np.intp] | None = None
+
+    @classmethod
+    def window(
+        cls,
+        source: SessionColumns,
+        start: int,
+        stop: int,
+        keep: npt.NDArray[np.intp] | None = None,
+    ) -> BarsView:
+        """Return the view of session rows ``[start, stop)`` (only the `keep` ones of those)."""
+        view = cls(universe=source.universe, intervals=source.intervals)
+        view._src, view._lo, view._hi, view._keep = source, start, stop, keep
+        return view
+
+    def _rows(self, full: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        part = full[self._lo : self._hi]
+        return part if self._keep is None else part[self._keep]
+
+    @property
+    def df(self) -> pl.DataFrame:
+        """The rows as a Polars frame (a zero-copy slice of the session table)."""
+        if self._df is None:
+            assert self._src is not None
+            frame = self._src.table.slice(self._lo, self._hi - self._lo)
+            self._df = frame if self._keep is None else frame[self._keep]
+        return self._df
 
     def __len__(self) -> int:
-        return self.df.height
+        if self._src is None:
+            return self.df.height
+        return self._hi - self._lo if self._keep is None else len(self._keep)
 
     def __getattr__(self, name: str) -> npt.NDArray[Any]:
         if name.startswith("_"):
@@ -109,11 +189,10 @@ class BarsView:
         """Return column `name` as a NumPy array (a view for numeric and time columns)."""
         found = self._cache.get(name)
         if found is None:
-            if name not in self.df.columns:
-                raise AttributeError(
-                    f"The bars have no column {name!r}; columns: {', '.join(self.df.columns)}."
-                )
-            found = self.df.get_column(name).to_numpy()
+            if self._src is not None:
+                found = self._rows(self._src.array(name))
+            else:
+                found = _column(self.df, name)
             self._cache[name] = found
         return found
 
@@ -163,6 +242,8 @@ class BarsView:
     @property
     def symbol(self) -> npt.NDArray[np.integer[Any]]:
         """The rows' symbols as codes into `universe`."""
+        if self._scodes is None and self._src is not None:
+            self._scodes = self._rows(self._src.symbol_codes)
         if self._scodes is None:
             names = self.df.get_column("symbol").cast(pl.String).to_list()
             where = {s: i for i, s in enumerate(self.universe)}
@@ -172,6 +253,8 @@ class BarsView:
     @property
     def interval(self) -> npt.NDArray[np.integer[Any]]:
         """The rows' intervals as codes into `intervals`."""
+        if self._icodes is None and self._src is not None:
+            self._icodes = self._rows(self._src.interval_codes)
         if self._icodes is None:
             where = {s: i for i, s in enumerate(self.intervals)}
             names = self.df.get_column("interval").to_list()

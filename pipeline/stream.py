@@ -1,17 +1,20 @@
 """Phase 5: stream a session, one timestamp at a time.
 
 The session table is already in the catalog, sorted by ``available_at``; streaming
-moves its cursor. At each time T the stream reveals the rows with
-``available_at == T`` (bars and indicator values), updates the session's quality
-(expected = base slots closed by T, present = base bars revealed), and calls each
-subscriber with the step. Cost per timestamp is O(rows revealed): counters live in
-NumPy arrays, and the quality rows are only built when someone reads them.
+moves its cursor. Before the first timestamp the catalog plans the steps once (each
+distinct ``available_at`` and where its rows end, one NumPy pass), so a step costs
+O(1) plus what the subscribers read: at each time T the catalog reveals the rows with
+``available_at == T`` (bars and indicator values), and each subscriber is called with a
+`Step` whose frames are zero-copy slices made only when read. The session's quality
+(expected = base slots closed by T, present = base bars revealed) is computed from the
+clock when someone asks for it, never per step.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,13 +29,79 @@ from pipeline.catalog import Catalog
 log = logging.getLogger("pipeline.flow")
 
 
-@dataclass(frozen=True)
 class Step:
-    """What became visible at `clock`: the new bars and indicator values (zero-copy slices)."""
+    """What became visible at `clock`: the new bars and indicator values.
 
-    clock: dt.datetime
-    bars: pl.DataFrame
-    indicators: pl.DataFrame
+    Built by the stream as rows ``[start, stop)`` of the session table (and rows of its
+    indicator values); `bars` and `indicators` are zero-copy slices made on first read,
+    so a subscriber that reads the rows by position pays nothing for them. A step made
+    directly from two frames (``Step(clock, bars, indicators)``) has ``start = None``.
+    """
+
+    __slots__ = (
+        "_bars",
+        "_frame",
+        "_istart",
+        "_values",
+        "_vframe",
+        "clock",
+        "n_values",
+        "size",
+        "start",
+    )
+
+    def __init__(
+        self,
+        clock: dt.datetime,
+        bars: pl.DataFrame | None = None,
+        indicators: pl.DataFrame | None = None,
+    ) -> None:
+        self.clock = clock
+        self._bars, self._values = bars, indicators
+        self._frame: pl.DataFrame | None = None
+        self._vframe: pl.DataFrame | None = None
+        self.start: int | None = None
+        self._istart = 0
+        self.size = 0 if bars is None else bars.height
+        self.n_values = 0 if indicators is None else indicators.height
+
+    @classmethod
+    def of_rows(
+        cls,
+        clock: dt.datetime,
+        frame: pl.DataFrame,
+        rows: tuple[int, int],
+        values: pl.DataFrame,
+        value_rows: tuple[int, int],
+    ) -> Step:
+        """Return the step of rows ``[rows)`` of `frame` and ``[value_rows)`` of `values`."""
+        step = cls(clock)
+        step._frame, step._vframe = frame, values
+        step.start, step.size = rows[0], rows[1] - rows[0]
+        step._istart, step.n_values = value_rows[0], value_rows[1] - value_rows[0]
+        return step
+
+    @property
+    def stop(self) -> int | None:
+        """One past the step's last row in the session table (None for a direct step)."""
+        return None if self.start is None else self.start + self.size
+
+    @property
+    def bars(self) -> pl.DataFrame:
+        """The bars revealed at `clock` (a zero-copy slice of the session table)."""
+        if self._bars is None:
+            assert self._frame is not None
+            assert self.start is not None
+            self._bars = self._frame.slice(self.start, self.size)
+        return self._bars
+
+    @property
+    def indicators(self) -> pl.DataFrame:
+        """The indicator values revealed at `clock` (a zero-copy slice)."""
+        if self._values is None:
+            assert self._vframe is not None
+            self._values = self._vframe.slice(self._istart, self.n_values)
+        return self._values
 
 
 Subscriber = Callable[[Step], None]
@@ -49,7 +118,13 @@ class StreamStats:
 
 
 class SessionQuality:
-    """Quality of the base interval so far in the session, per symbol, in NumPy counters."""
+    """Quality of the base interval so far in the session, per symbol, from the clock.
+
+    ``present`` counts the base bars with ``available_at <= clock``; ``expected`` the
+    base slots closed by then. Counts are kept in NumPy and advanced only when asked
+    (each row is counted once over the session), so streaming a timestamp costs
+    nothing here. Safe to read from several threads.
+    """
 
     def __init__(
         self,
@@ -59,21 +134,27 @@ class SessionQuality:
         day: dt.date,
         symbols: Sequence[str],
     ) -> None:
-        self._codes = table.get_column("symbol").to_physical().to_numpy()
-        self._is_base = (table.get_column("interval") == base).to_numpy()
+        is_base = (table.get_column("interval") == base).to_numpy()
+        self._codes = table.get_column("symbol").to_physical().to_numpy()[is_base]
+        self._times = table.get_column("available_at").to_physical().to_numpy()[is_base]
         self._closes: npt.NDArray[np.int64] = slot_closes.to_physical().to_numpy()
         self._present = np.zeros(len(symbols), dtype=np.int64)
+        self._counted = 0
+        self._lock = threading.Lock()
         self._symbols, self._base, self._day = list(symbols), base, day
-
-    def advance(self, start: int, stop: int) -> None:
-        """Count the base bars among table rows [start, stop)."""
-        mask = self._is_base[start:stop]
-        np.add.at(self._present, self._codes[start:stop][mask], 1)
 
     def _at(self, clock: dt.datetime) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         micros = int((clock - _EPOCH) / dt.timedelta(microseconds=1))
         expected = int(np.searchsorted(self._closes, micros, side="right"))
-        present = np.minimum(self._present, expected)
+        upto = int(np.searchsorted(self._times, micros, side="right"))
+        with self._lock:
+            if upto < self._counted:  # an earlier clock: count from the start
+                self._present[:], self._counted = 0, 0
+            if upto > self._counted:
+                codes = self._codes[self._counted : upto]
+                self._present += np.bincount(codes, minlength=self._present.size)
+                self._counted = upto
+            present = np.minimum(self._present, expected)
         quality = np.where(expected > 0, 100.0 * present / max(expected, 1), np.nan)
         return expected, present, quality
 
@@ -121,23 +202,26 @@ def stream(
     `speed` paces the stream at that many times market time (None: as fast as possible).
     """
     started = time.perf_counter()
-    steps = bars = values = 0
+    bars = values = 0
     previous: dt.datetime | None = None
     debug = log.isEnabledFor(logging.DEBUG)
     catalog.set_session_quality_source(quality.frame)
-    while (clock := catalog.next_time()) is not None:
+    plan = catalog.steps()
+    frame, value_frame, advance = plan.frame, plan.values, catalog.advance
+    for k, clock in enumerate(plan.clocks):
         if speed and previous is not None:
             sleep((clock - previous).total_seconds() / speed)
-        step = Step(clock, *catalog.reveal_step(clock, quality.advance))
+        start, stop, vstart, vstop = advance(plan, k)
+        step = Step.of_rows(clock, frame, (start, stop), value_frame, (vstart, vstop))
         for subscriber in subscribers:
             subscriber(step)
         if debug:
             _log_step(step)
-        steps, bars, values = steps + 1, bars + step.bars.height, values + step.indicators.height
+        bars, values = bars + stop - start, values + vstop - vstart
         previous = clock
     if previous is not None:
         catalog.set_session_quality(quality.frame(previous))  # the session's final figures
-    return StreamStats(steps, bars, values, time.perf_counter() - started)
+    return StreamStats(len(plan.clocks), bars, values, time.perf_counter() - started)
 
 
 def _log_step(step: Step) -> None:

@@ -306,12 +306,8 @@ def test_session_quality_values_equal_its_rows() -> None:
     slots = calendar.slots(days, "1m").collect()["ts"]
     tracker = SessionQuality(table, slots + dt.timedelta(minutes=1), "1m", day, CONFIG.symbols)
     assert tracker.values(days["open"][0]) == {}  # no slot has closed yet
-    done = 0
     for minutes in (1, 45, 200, 390):
         clock = days["open"][0] + dt.timedelta(minutes=minutes)
-        stop = int(table["available_at"].search_sorted(clock, side="right"))
-        tracker.advance(done, stop)
-        done = stop
         rows = tracker.frame(clock)
         expected = dict(zip(rows["symbol"], rows["quality"], strict=True))
         assert tracker.values(clock) == expected
