@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from pipeline import _config_rules as rules
@@ -346,12 +348,40 @@ class BarRows:
 
     def __init__(self, frame: pl.DataFrame) -> None:
         self.symbols: list[str] = frame.get_column("symbol").cast(pl.String).to_list()
-        self.ts = frame.get_column("ts").dt.cast_time_unit("us").to_physical().to_numpy()
+        self.ts = schema.micros(frame.get_column("ts"))
         self.open = frame.get_column("open").cast(pl.Float64).to_numpy()
         self.high = frame.get_column("high").cast(pl.Float64).to_numpy()
         self.low = frame.get_column("low").cast(pl.Float64).to_numpy()
         self.close: list[float] = frame.get_column("close").cast(pl.Float64).to_list()
         self.volume: list[float] = frame.get_column("volume").cast(pl.Float64).to_list()
+
+    @classmethod
+    def of_columns(
+        cls,
+        column: Callable[[str], npt.NDArray[Any]],
+        universe: Sequence[str],
+        codes: npt.NDArray[np.integer[Any]],
+        rows: npt.NDArray[np.intp] | None = None,
+    ) -> BarRows:
+        """Build from whole-table NumPy columns (`column(name)`), keeping `rows` (None: all).
+
+        `codes` index the symbols into `universe`.
+        """
+        out = cls.__new__(cls)
+
+        def pick(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return values if rows is None else values[rows]
+
+        out.symbols = np.asarray(universe, dtype=object)[pick(codes)].tolist()
+        out.ts = pick(column("ts")).astype("datetime64[us]").view(np.int64)
+        out.open, out.high, out.low = (
+            pick(column("open")),
+            pick(column("high")),
+            pick(column("low")),
+        )
+        out.close = pick(column("close")).tolist()
+        out.volume = pick(column("volume")).tolist()
+        return out
 
     def __len__(self) -> int:
         return len(self.symbols)

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
-from pipeline import calendar, hist_indicators, schema
+from pipeline import hist_indicators, schema
 from pipeline.intervals import Interval
 from pipeline.loader import GAPS, INDICATORS, QUALITY, TABLE
 from pipeline.scanner import scan
-from pipeline.stream import SessionQuality, Step, Subscriber, stream
+from pipeline.stream import SessionQuality, Step, StreamStats, Subscriber, stream
 
 if TYPE_CHECKING:
     from pipeline.runner import Coordinator
@@ -63,7 +63,7 @@ class SessionRun:
     def __init__(self, coordinator: Coordinator, day: dict[str, Any]) -> None:
         self.c = coordinator
         self.day: dt.date = day["session"]
-        self.row = coordinator.days.filter(pl.col("session") == self.day)
+        self.hours = day  # the session's row of `calendar.sessions`, as a dict
         self.seconds: dict[str, float] = {}
         self.bars: dict[str, int] = {}
         self.history_days: dict[Interval, list[dt.date]] = {}
@@ -100,16 +100,16 @@ class SessionRun:
             loaded = self._load_history()
         with self.phase("2.4"):
             derived = self._derive_history()
-        hist = pl.concat([loaded, derived]) if derived.height else loaded
-        catalog.set_table("history_bars", hist)
+        parts = loaded + derived
+        catalog.set_table_source("history_bars", lambda: _concat(parts), conformed=True)
         with self.phase("2.2"):
-            self._historical_indicators(hist)
+            self._historical_indicators(parts)
         with self.phase("2.3"):
-            self._assess(loaded)
+            self._assess()
         with self.phase("3"):
             table, values = self._build()
         with self.phase("4"):
-            catalog.load_session(table, values)
+            catalog.load_session(table, values, conformed=True)
         with self.phase("5"):
             tracker = self._quality(table)
             if engine is not None:
@@ -118,12 +118,11 @@ class SessionRun:
             stats = stream(catalog, tracker, subscribers, speed=speed)
             if engine is not None:
                 engine.on_session_end(self._day(table, tracker))
-        return self._record(table, stats.timestamps, values.height)
+        return self._record(table, stats, tracker)
 
     # -- phases ----------------------------------------------------------------------
     def _day(self, table: pl.DataFrame, tracker: SessionQuality) -> SessionDay:
-        r = self.row.row(0, named=True)
-        base = str(self.c.streams.base)
+        r, base = self.hours, str(self.c.streams.base)
         return SessionDay(self.day, r["open"], r["close"], base, table, self.picked, tracker.values)
 
     def _scan(self) -> tuple[str, ...]:
@@ -144,7 +143,9 @@ class SessionRun:
         return tuple(picked)
 
     def _log_hours(self) -> None:
-        r = self.row.row(0, named=True)
+        if not log.isEnabledFor(logging.INFO):
+            return
+        r = self.hours
         early = " (early close)" if r["early_close"] else ""
         log.info(
             "%sPHASE_1.3: Session %s %s–%s UTC%s",  # noqa: RUF001 - the design's dash
@@ -155,17 +156,17 @@ class SessionRun:
             early,
         )
 
-    def _load_history(self) -> pl.DataFrame:
+    def _load_history(self) -> list[pl.DataFrame]:
         frames = []
         for iv, (sessions, names) in self._history_plan().items():
             bars = self.c.caches[iv].window(self.day, sessions, include_day=False)
             if names is not None:
                 bars = bars.filter(pl.col("symbol").cast(pl.String).is_in(sorted(names)))
-            self.history_days[iv] = calendar.sessions_before(self.c.mic, self.day, sessions)
+            self.history_days[iv] = self.c.sessions_before(self.day, sessions)
             frames.append(bars)
             self._log_loaded(bars, iv)
         self.bars["2.1"] = sum(f.height for f in frames)
-        return pl.concat(frames) if frames else schema.empty(schema.CATALOG_BARS)
+        return frames
 
     def _history_plan(self) -> dict[Interval, tuple[int, set[str] | None]]:
         """Merge history entries per interval: the longest window, the union of symbols."""
@@ -184,11 +185,11 @@ class SessionRun:
         for symbol, n in counts.iter_rows():
             log.info("%sPHASE_2.1: Loaded %d bars for %s %s", FLOW, n, symbol, iv)
 
-    def _derive_history(self) -> pl.DataFrame:
+    def _derive_history(self) -> list[pl.DataFrame]:
         base, targets = self.c.streams.base, self.c.streams.derived
         if base not in self.history_days or not targets:
             self.bars["2.4"] = 0
-            return schema.empty(schema.CATALOG_BARS)
+            return []
         sessions, names = self._history_plan()[base]
         frames = []
         for iv in targets:
@@ -197,37 +198,45 @@ class SessionRun:
                 bars = bars.filter(pl.col("symbol").cast(pl.String).is_in(sorted(names)))
             log.info("%sPHASE_2.4: Derived %d %s bars", FLOW, bars.height, iv)
             frames.append(bars)
-        out = pl.concat(frames)
-        self.bars["2.4"] = out.height
-        return out
+        self.bars["2.4"] = sum(f.height for f in frames)
+        return frames
 
-    def _historical_indicators(self, hist: pl.DataFrame) -> None:
+    def _historical_indicators(self, parts: list[pl.DataFrame]) -> None:
         specs = self.c.config.historical_indicators
-        values = schema.empty(schema.INDICATORS)
-        if specs:
-            opened = self.row["open"][0]
-            values = hist_indicators.compute(
-                hist.lazy(), specs, self.day, opened, sessions=self._calendar_rows(self._all_days())
-            ).collect(engine="in-memory")
+        if not specs:
+            self.c.catalog.set_table_source("indicators", _no_indicators)
+            log.info("%sPHASE_2.2: Computed 0 indicators for 0 symbols", FLOW)
+            return
+        values = hist_indicators.compute(
+            _concat(parts).lazy(),
+            specs,
+            self.day,
+            self.hours["open"],
+            sessions=self._calendar_rows(self._all_days()),
+        ).collect(engine="in-memory")
         self.c.catalog.set_table("indicators", values)
         symbols = values["symbol"].n_unique() if values.height else 0
         log.info("%sPHASE_2.2: Computed %d indicators for %d symbols", FLOW, len(specs), symbols)
 
-    def _assess(self, loaded: pl.DataFrame) -> None:
-        if not self.c.config.quality.enabled or loaded.is_empty():
+    def _assess(self) -> None:
+        if not self.c.config.quality.enabled or not self.bars.get("2.1"):
             return
-        rows, holes = [], []
+        rows: list[tuple[pl.DataFrame, str | None]] = []
+        holes = []
         base = self.c.streams.base
         for iv, days in self.history_days.items():
             cache = self.c.caches[iv]
             q = cache.window(self.day, len(days), include_day=False, part=QUALITY)
-            rows.append(q)
-            if iv == base:
-                rows += [q.with_columns(interval=pl.lit(str(d))) for d in self.c.streams.derived]
+            rows.append((q, None))
+            if iv == base:  # derived intervals inherit the base's quality
+                rows += [(q, str(d)) for d in self.c.streams.derived]
             holes.append(cache.window(self.day, len(days), include_day=False, part=GAPS))
-        quality = pl.concat(rows).sort("symbol", "interval", "session")
-        self.c.catalog.set_table("quality", quality)
-        self.c.catalog.set_table("gaps", pl.concat(holes).sort("symbol", "interval", "start"))
+        catalog = self.c.catalog
+        catalog.set_table_source("quality", lambda: _inherited(rows), conformed=True)
+        catalog.set_table_source("gaps", lambda: _sorted(holes, "start"), conformed=True)
+        if not log.isEnabledFor(logging.INFO):
+            return
+        quality = catalog.table("quality")
         log.info(
             "%sPHASE_2.3: Assigned quality to %d symbol/interval pairs (avg %s)",
             FLOW,
@@ -246,28 +255,21 @@ class SessionRun:
         return table, values
 
     def _quality(self, table: pl.DataFrame) -> SessionQuality:
-        base = self.c.streams.base
-        slots = calendar.slots(self.row, base).collect()
-        closes = (slots["ts"] + base.duration).clip(upper_bound=self.row["close"][0])
-        return SessionQuality(table, closes, str(base), self.day, self.c.catalog.universe)
+        closes = self.c.slot_closes(self.day)
+        base = str(self.c.streams.base)
+        return SessionQuality(table, closes, base, self.day, self.c.catalog.universe)
 
-    def _record(self, table: pl.DataFrame, steps: int, values: int) -> dict[str, Any]:
-        quality = self.c.catalog.table("quality").filter(
-            (pl.col("session") == self.day) & (pl.col("interval") == str(self.c.streams.base))
+    def _record(
+        self, table: pl.DataFrame, stats: StreamStats, tracker: SessionQuality
+    ) -> dict[str, Any]:
+        steps, values = stats.timestamps, stats.indicator_values
+        average = tracker.mean(stats.last) if stats.last is not None else None
+        self.c.record_figures(
+            [
+                (self.c.run_id, self.day, phase, self.bars.get(phase, 0), seconds, average)
+                for phase, seconds in self.seconds.items()
+            ]
         )
-        average = _mean(quality)
-        figures = pl.DataFrame(
-            {
-                "run_id": self.c.run_id,
-                "session": self.day,
-                "phase": list(self.seconds),
-                "bars": [self.bars.get(p, 0) for p in self.seconds],
-                "seconds": list(self.seconds.values()),
-                "quality": average,
-            },
-            schema=schema.SESSIONS,
-        )
-        self.c.catalog.append_table("sessions", figures)
         log.info(
             "%sPHASE_6: Session %s done: %d bars, %d timestamps, %d indicator values",
             FLOW,
@@ -298,6 +300,26 @@ class SessionRun:
 
     def _all_days(self) -> list[dt.date]:
         return sorted({d for days in self.history_days.values() for d in days})
+
+
+def _concat(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Return the history parts as one frame (the empty history when there are none)."""
+    return pl.concat(parts) if parts else schema.empty(schema.CATALOG_BARS)
+
+
+def _inherited(parts: list[tuple[pl.DataFrame, str | None]]) -> pl.DataFrame:
+    """Return the quality rows, each part relabelled to its interval when one is given."""
+    frames = [q if iv is None else q.with_columns(interval=pl.lit(iv)) for q, iv in parts]
+    return _sorted(frames, "session")
+
+
+def _sorted(parts: list[pl.DataFrame], last: str) -> pl.DataFrame:
+    """Return the quality or gaps parts as one frame sorted by symbol, interval, `last`."""
+    return pl.concat(parts).sort("symbol", "interval", last)
+
+
+def _no_indicators() -> pl.DataFrame:
+    return schema.empty(schema.INDICATORS)
 
 
 def _mean(quality: pl.DataFrame) -> float | None:

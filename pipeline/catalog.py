@@ -70,6 +70,8 @@ class Catalog:
         self._quality_source: Callable[[dt.datetime], pl.DataFrame] | None = None
         self._quality_built: tuple[int, dt.datetime | None] = (-1, None)
         self._history_index: _t.GroupIndex | None = None
+        self._pending: dict[str, tuple[Callable[[], pl.DataFrame], bool]] = {}
+        self._empties: dict[str, pl.DataFrame] = {}
         self._arrow: dict[str, Any] = {}  # what DuckDB scans: kept alive while registered
         self._extras: dict[str, Any] = {}
         self._dirty: set[str] = set(schema.CATALOG_TABLES)
@@ -92,10 +94,13 @@ class Catalog:
             raise ConfigError("The universe is empty: name at least one symbol.")
         with self._lock:
             self._session.flush(self._enum)
+            for name in list(self._pending):
+                self._frame(name)
             frames = {n: _t.cast_symbols(f, enum, f"table {n!r}") for n, f in self._frames.items()}
             self._session.cast(enum)
             self._session_ind.cast(enum)
             self._frames, self._enum = frames, enum
+            self._empties.clear()
             self._universe = tuple(enum.categories.to_list())
             self._members = frozenset(self._universe)
             self._dirty.update(schema.CATALOG_TABLES)
@@ -123,6 +128,35 @@ class Catalog:
         with self._lock:
             self._write(name, self._conform(name, frame))
 
+    def set_table_source(
+        self, name: str, build: Callable[[], pl.DataFrame], *, conformed: bool = False
+    ) -> None:
+        """Replace table `name` by what `build()` returns, built on the table's first read.
+
+        The flow hands each session's history, quality and figures this way: a run whose
+        tables nobody reads between sessions never materialises them. `conformed` says
+        the frame already has the table's schema with the universe's symbols (it is
+        sliced from frames passed through `conform`); otherwise it is conformed when built.
+        """
+        _check_name(name)
+        if name == SESSION:
+            raise ValueError("session_bars is written by load_session, reveal and append_bar.")
+        with self._lock:
+            self._pending[name] = (build, conformed)
+            self._dirty.add(name)
+            if name == HISTORY:
+                self._history_index = None
+
+    def conform(self, name: str, frame: pl.DataFrame) -> pl.DataFrame:
+        """Return `frame` as table `name` holds it: checked, columns in order, symbols cast.
+
+        Raise `SchemaMismatchError` on a missing, mistyped or extra column and `ConfigError`
+        on a symbol outside the universe.
+        """
+        _check_name(name)
+        with self._lock:
+            return self._conform(name, frame)
+
     def append_table(self, name: str, frame: pl.DataFrame) -> None:
         """Append `frame` to table `name` (to session_bars: joins the appended bars)."""
         _check_name(name)
@@ -132,7 +166,7 @@ class Catalog:
                 self._session.append(rows)
                 self._dirty.add(SESSION)
             else:
-                self._write(name, pl.concat([self._frames[name], rows], rechunk=False))
+                self._write(name, pl.concat([self._frame(name), rows], rechunk=False))
 
     def registered(self, name: str) -> Any:
         """Return the Arrow table DuckDB scans for `name`; it shares the frame's buffers."""
@@ -174,22 +208,33 @@ class Catalog:
         with self._lock:
             yield self._session.cursor, self._session.clock
 
-    def load_session(self, frame: pl.DataFrame, indicators: pl.DataFrame | None = None) -> None:
+    def load_session(
+        self,
+        frame: pl.DataFrame,
+        indicators: pl.DataFrame | None = None,
+        *,
+        conformed: bool = False,
+    ) -> None:
         """Take the whole session table (`CATALOG_BARS` sorted by available_at, symbol).
 
         `indicators` (`INDICATORS`, sorted the same way) are the session's indicator
         values; they join the `indicators` table as `reveal` passes their time. Nothing
         of either is visible before `reveal`; the previous session and appended bars go.
-        Raises `ValueError` when a frame is not sorted.
+        `conformed`: the frames went through `conform` and `check_session_order` already
+        (the loader does it once per chunk). Raises `ValueError` when a frame is not sorted.
         """
         with self._lock:
-            self._session = _t.SessionTable(self._sorted(SESSION, frame))
-            empty = schema.empty(schema.INDICATORS)
-            values = self._sorted(INDICATORS, empty if indicators is None else indicators)
+            self._session = _t.SessionTable(self._sorted(SESSION, frame, conformed))
+            empty = self._empty(INDICATORS)
+            values = self._sorted(
+                INDICATORS, empty if indicators is None else indicators, conformed
+            )
             self._session_ind = _t.SessionTable(values)
             self._dirty.update((SESSION, INDICATORS))
 
-    def _sorted(self, name: str, frame: pl.DataFrame) -> pl.DataFrame:
+    def _sorted(self, name: str, frame: pl.DataFrame, conformed: bool = False) -> pl.DataFrame:
+        if conformed:
+            return frame
         rows = self._conform(name, frame)
         if max(rows.n_chunks("all"), default=1) > 1:
             rows = rows.rechunk()  # once, so the time column is one NumPy view
@@ -275,18 +320,16 @@ class Catalog:
     def clear_session_bars(self) -> None:
         """Drop the session table, its indicators and quality, appended bars, cursor, clock."""
         with self._lock:
-            empty = self._conform(SESSION, schema.empty(schema.CATALOG_BARS))
-            self._session = _t.SessionTable(empty)
-            values = self._conform(INDICATORS, schema.empty(schema.INDICATORS))
-            self._session_ind = _t.SessionTable(values)
-            self._session_quality = self._conform(QUALITY, schema.empty(schema.QUALITY))
+            self._session = _t.SessionTable(self._empty(SESSION))
+            self._session_ind = _t.SessionTable(self._empty(INDICATORS))
+            self._session_quality = self._empty(QUALITY)
             self._quality_source = None
             self._dirty.update((SESSION, INDICATORS, QUALITY))
 
     def clear_historical_bars(self) -> None:
         """Empty `history_bars`."""
         with self._lock:
-            self._write(HISTORY, self._conform(HISTORY, schema.empty(schema.CATALOG_BARS)))
+            self._write(HISTORY, self._empty(HISTORY))
 
     # -- per-symbol API ----------------------------------------------------------------
 
@@ -300,7 +343,7 @@ class Catalog:
             raise ValueError(f"n must be >= 0, got {n}.")
         with self._lock:
             self._flush()
-            history = _t.take(self._frames[HISTORY], self._history().rows(key))
+            history = _t.take(self._frame(HISTORY), self._history().rows(key))
             session = self._session.bars(key)
         bars = _t.by_ts([history, session])
         return bars if n is None else bars.tail(n)
@@ -354,7 +397,7 @@ class Catalog:
         )
         keys = ["symbol", "interval", "session"]
         with self._lock:
-            table = _t.upsert(self._frames["quality"], self._conform("quality", row), keys)
+            table = _t.upsert(self._frame(QUALITY), self._conform(QUALITY, row), keys)
             self._write("quality", table.sort(keys))
 
     def set_session_quality(self, frame: pl.DataFrame) -> None:
@@ -403,7 +446,7 @@ class Catalog:
         row = pl.DataFrame([values], schema=schema.INDICATORS, orient="row")
         keys = ["symbol", "name", "interval", "ts"]
         with self._lock:
-            table = _t.upsert(self._frames["indicators"], self._conform("indicators", row), keys)
+            table = _t.upsert(self._frame(INDICATORS), self._conform(INDICATORS, row), keys)
             self._write("indicators", table)
 
     # -- SQL ---------------------------------------------------------------------------
@@ -460,7 +503,25 @@ class Catalog:
     def _conform(self, name: str, frame: pl.DataFrame) -> pl.DataFrame:
         return _t.conform(frame, schema.CATALOG_TABLES[name], self._enum, f"table {name!r}")
 
+    def _empty(self, name: str) -> pl.DataFrame:
+        """Return the empty table `name` in the universe's dtypes (made once per universe)."""
+        found = self._empties.get(name)
+        if found is None:
+            found = self._conform(name, schema.empty(schema.CATALOG_TABLES[name]))
+            self._empties[name] = found
+        return found
+
+    def _frame(self, name: str) -> pl.DataFrame:
+        """Return table `name`'s frame, building it first when a source is pending."""
+        pending = self._pending.pop(name, None)
+        if pending is not None:
+            build, conformed = pending
+            frame = build()
+            self._frames[name] = frame if conformed else self._conform(name, frame)
+        return self._frames[name]
+
     def _write(self, name: str, frame: pl.DataFrame) -> None:
+        self._pending.pop(name, None)
         self._frames[name] = frame
         self._dirty.add(name)
         if name == HISTORY:
@@ -468,7 +529,7 @@ class Catalog:
 
     def _history(self) -> _t.GroupIndex:
         if self._history_index is None:
-            self._history_index = _t.GroupIndex(self._frames[HISTORY])
+            self._history_index = _t.GroupIndex(self._frame(HISTORY))
         return self._history_index
 
     def _current(self, name: str) -> pl.DataFrame:
@@ -478,11 +539,11 @@ class Catalog:
         if name == QUALITY and self._quality_source is not None:
             self._build_session_quality()
         if name == QUALITY and self._session_quality.height:
-            return pl.concat([self._frames[name], self._session_quality], rechunk=False)
+            return pl.concat([self._frame(name), self._session_quality], rechunk=False)
         if name == INDICATORS and self._session_ind.cursor:
             revealed = self._session_ind.frame.slice(0, self._session_ind.cursor)
-            return pl.concat([self._frames[name], revealed], rechunk=False)
-        return self._frames[name]
+            return pl.concat([self._frame(name), revealed], rechunk=False)
+        return self._frame(name)
 
     def _build_session_quality(self) -> None:
         clock = self._session.clock
@@ -505,6 +566,16 @@ class Catalog:
             self._con.register(name, arrow)
             self._arrow[name] = arrow
         self._dirty.clear()
+
+
+def check_session_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """Return `frame` in one chunk if sorted by (available_at, symbol) as `load_session` needs.
+
+    Raise `ValueError` naming the first row out of order, or a null time.
+    """
+    rows = frame.rechunk() if max(frame.n_chunks("all"), default=1) > 1 else frame
+    _t.check_sorted(rows)
+    return rows
 
 
 def _check_name(name: str) -> None:

@@ -153,21 +153,23 @@ class Engine:
         self._universe = self.catalog.universe or tuple(
             sorted(set(table.get_column("symbol").cast(pl.String).to_list()))
         )
-        symbols = table.get_column("symbol").cast(pl.String).cast(pl.Enum(self._universe))
-        self._scodes = symbols.to_physical().cast(pl.Int64).to_numpy()
+        symbols = table.get_column("symbol")
+        if symbols.dtype != pl.Enum(self._universe):
+            symbols = symbols.cast(pl.String).cast(pl.Enum(self._universe))
+        self._scodes = symbols.to_physical().to_numpy()
         intervals = table.get_column("interval")
         self._intervals = tuple(
             sorted(set(intervals.unique().to_list()), key=lambda s: Interval.parse(s).seconds)
         )
-        codes = {name: i for i, name in enumerate(self._intervals)}
-        self._icodes = intervals.replace_strict(codes, return_dtype=pl.Int64).to_numpy()
+        self._icodes = intervals.cast(pl.Enum(self._intervals)).to_physical().to_numpy()
         ts = table.get_column("ts")
         trade = ((intervals == day.base) & (ts >= day.open) & (ts < day.close)).to_numpy()
-        self._rows = BarRows(table.filter(pl.Series(trade)))
-        self._traded = np.concatenate([[0], np.cumsum(trade, dtype=np.int64)]).tolist()
         self._columns = SessionColumns(
             table, self._scodes, self._icodes, self._universe, self._intervals
         )
+        picks = None if trade.all() else np.flatnonzero(trade)
+        self._rows = BarRows.of_columns(self._columns.array, self._universe, self._scodes, picks)
+        self._traded = np.concatenate([[0], np.cumsum(trade, dtype=np.int64)]).tolist()
         self.ctx.base, self.ctx.session = day.base, day.session
         self._scope(day)
         if self._vectorised is not None:

@@ -11,23 +11,29 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from pipeline import calendar, derive, history, schema, session
+from pipeline.catalog import check_session_order
 from pipeline.config import Indicator
 from pipeline.intervals import Interval
 from pipeline.store import Store
 
 log = logging.getLogger(__name__)
 
-#: Sessions per chunk: two months of trading keep memory bounded and reads few.
+#: Sessions per chunk at least: two months of trading keep memory bounded and reads few.
 CHUNK_SESSIONS = 42
+#: Bars per chunk (regular-hours estimate) below which a chunk takes more sessions: a
+#: small universe loads a long run in a few reads, a large one in chunks of CHUNK_SESSIONS.
+CHUNK_BARS = 500_000
 #: Parts of a cache besides the derived intervals.
 BARS, QUALITY, GAPS, TABLE, INDICATORS = "bars", "quality", "gaps", "table", "indicators"
+#: The catalog table each part feeds (bars of every interval: ``history_bars``).
+_TABLES = {QUALITY: "quality", GAPS: "gaps", TABLE: "session_bars", INDICATORS: "indicators"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class BarCache:
         derive_to: Sequence[Interval] = (),
         assess: bool = False,
         session_specs: Sequence[Indicator] | None = None,
+        conform: Callable[[str, pl.DataFrame], pl.DataFrame] | None = None,
     ) -> None:
         self._store, self.spec, self._mic = store, spec, mic
         self._sessions = all_sessions
@@ -72,6 +79,9 @@ class BarCache:
         self._enum = symbol_type
         self._derive_to, self._assess = tuple(derive_to), assess
         self._specs = None if session_specs is None else tuple(session_specs)
+        self._conform = conform
+        self._empties: dict[str, pl.DataFrame] = {}
+        self._chunk = chunk_sessions(spec)
         self._parts: dict[str, _BySession] = {}
         self._loaded: tuple[int, int] = (0, -1)  # session positions held: [first, last]
 
@@ -81,35 +91,53 @@ class BarCache:
         """Return `part` for the `sessions` sessions before `day` (and `day` if asked).
 
         Parts: `BARS`, each derived interval (``"5m"``), `QUALITY`, `GAPS`, `TABLE`,
-        `INDICATORS`. Zero-copy: a slice of the loaded chunk, sorted by session.
+        `INDICATORS`. Zero-copy: a slice of the loaded chunk, sorted by session. With
+        `conform`, every part went through it once (as the catalog table it feeds).
         """
         end = self._days.index(day) + (1 if include_day else 0)
         first = max(0, end - sessions - (1 if include_day else 0))
         if end > first and not (self._loaded[0] <= first and end - 1 <= self._loaded[1]):
             self._load(first, end - 1)
         if end <= first:
-            shapes = {QUALITY: schema.QUALITY, GAPS: schema.GAPS, INDICATORS: schema.INDICATORS}
-            shape = shapes.get(part, schema.CATALOG_BARS)
-            return schema.empty(shape).with_columns(pl.col("symbol").cast(self._enum))
+            return self._empty(part)
         found = self._parts.get(part)
         if found is None:
             raise KeyError(f"{self.spec.interval} cache holds no part {part!r}")
-        rows = found.between(first - self._loaded[0], end - self._loaded[0])
-        return rows.drop("session") if part == INDICATORS else rows
+        return found.between(first - self._loaded[0], end - self._loaded[0])
 
     def _load(self, first: int, last: int) -> None:
         # Always hold the lookback before the last session asked for: the next session's
         # history then fits too, and its indicators are warmed up the same way.
         first = max(0, min(first, last - self.spec.lookback))
-        stop = min(len(self._days) - 1, max(last, first + self.spec.lookback + CHUNK_SESSIONS))
+        stop = min(len(self._days) - 1, max(last, first + self.spec.lookback + self._chunk))
         days = self._sessions.slice(first, stop - first + 1)
         bars = self._read(days)
         parts = {BARS: bars, **self._chunk_parts(bars.lazy(), days)}
         if self._specs is not None:
             parts.update(self._session_parts(parts))
-        self._parts = {k: _BySession(v, days["session"]) for k, v in parts.items()}
+        self._parts = {k: self._by_session(k, v, days["session"]) for k, v in parts.items()}
         self._loaded = (first, stop)
         log.debug("Loaded %d %s bars for %d sessions", bars.height, self.spec.interval, days.height)
+
+    def _empty(self, part: str) -> pl.DataFrame:
+        found = self._empties.get(part)
+        if found is None:
+            shapes = {QUALITY: schema.QUALITY, GAPS: schema.GAPS, INDICATORS: schema.INDICATORS}
+            shape = shapes.get(part, schema.CATALOG_BARS)
+            found = schema.empty(shape).with_columns(pl.col("symbol").cast(self._enum))
+            self._empties[part] = found
+        return found
+
+    def _by_session(self, part: str, frame: pl.DataFrame, days: pl.Series) -> _BySession:
+        """Index `frame` by session; conform it as the catalog table it feeds (if asked)."""
+        index = _BySession(frame, days)
+        if part == INDICATORS:
+            index.frame = frame.drop("session")
+        if self._conform is not None:
+            index.frame = self._conform(_TABLES.get(part, "history_bars"), index.frame)
+            if part in (TABLE, INDICATORS):  # once per chunk, so each session loads unchecked
+                index.frame = check_session_order(index.frame)
+        return index
 
     def _chunk_parts(self, bars: pl.LazyFrame, days: pl.DataFrame) -> dict[str, pl.DataFrame]:
         """Derive the chunk's intervals and assess its quality and gaps (phases 2.3, 2.4).
@@ -171,6 +199,16 @@ class BarCache:
             .select(schema.CATALOG_BARS.names())
             .collect(engine="in-memory")
         )
+
+
+def chunk_sessions(spec: LoadSpec) -> int:
+    """Return how many sessions a chunk of `spec` holds beyond its lookback.
+
+    `CHUNK_SESSIONS`, or more when that many sessions hold fewer than `CHUNK_BARS`
+    bars (6.5 regular hours a session): memory stays bounded by the bars, not the run.
+    """
+    per_session = max(1, 23_400 // spec.interval.seconds) * max(1, len(spec.symbols))
+    return max(CHUNK_SESSIONS, CHUNK_BARS // per_session)
 
 
 class _BySession:

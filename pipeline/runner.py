@@ -32,7 +32,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from pipeline import calendar, schema
@@ -126,6 +129,10 @@ class Coordinator:
         first = calendar.sessions_before(self.mic, config.start, lookback)[:1] or [config.start]
         self.all_days = calendar.sessions(self.mic, first[0], self.days["session"][-1])
         self.caches = {spec.interval: self._cache(spec) for spec in self._plan()}
+        self._closes = _SlotCloses(self.days, self.streams.base)
+        self._day_list: list[dt.date] = self.all_days.get_column("session").to_list()
+        self._day_index = {d: i for i, d in enumerate(self._day_list)}
+        self._figures: list[tuple[object, ...]] = []
         self.scanner: tuple[ScanSource, SavedQuery] | None = None
         self._scans: list[pl.DataFrame] = []
         if config.scanner is not None:
@@ -138,6 +145,22 @@ class Coordinator:
     def scans(self) -> pl.DataFrame:
         """The scan results so far: (session, rank, symbol), empty without a scanner."""
         return pl.concat(self._scans) if self._scans else pl.DataFrame(schema=SCANS)
+
+    def sessions_before(self, day: dt.date, n: int) -> list[dt.date]:
+        """Return the `n` sessions strictly before `day` (`calendar.sessions_before`)."""
+        i = self._day_index.get(day, -1)
+        if i < n:
+            return calendar.sessions_before(self.mic, day, n)
+        return self._day_list[i - n : i]
+
+    def slot_closes(self, session: dt.date) -> npt.NDArray[np.int64]:
+        """Return when each base slot of `session` closes (microseconds since the epoch)."""
+        return self._closes.of(session)
+
+    def record_figures(self, rows: Sequence[tuple[object, ...]]) -> None:
+        """Add a session's rows to the catalog's ``sessions`` table (`schema.SESSIONS`)."""
+        self._figures.extend(rows)
+        self.catalog.set_table_source("sessions", partial(_figures, tuple(self._figures)))
 
     def record_scan(self, session: dt.date, picked: Sequence[str]) -> None:
         """Keep a session's picks and show them all to SQL as the catalog extra ``scans``."""
@@ -167,6 +190,7 @@ class Coordinator:
             derive_to=self.streams.derived if is_base else (),
             assess=in_history and self.config.quality.enabled,
             session_specs=self.config.indicators if is_base else None,
+            conform=self.catalog.conform,
         )
 
     def run(
@@ -204,6 +228,41 @@ class Coordinator:
     ) -> dict[str, object]:
         """Run phases 1.2 to 6 for one session (a row of `calendar.sessions`)."""
         return SessionRun(self, day).execute(subscribers, speed=speed, engine=engine)
+
+
+class _SlotCloses:
+    """The close of every base slot of the run's sessions, computed once, sliced per session."""
+
+    def __init__(self, days: pl.DataFrame, base: Interval) -> None:
+        self._days, self._base = days, base
+        self._spans: dict[dt.date, tuple[int, int]] = {}
+        self._closes: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        if base.unit in ("d", "w"):
+            return  # daily and weekly slots are few: computed per session
+        slots = calendar.slots(days, base).join(
+            days.lazy().select("session", "close"), on="session", maintain_order="left"
+        )
+        frame = slots.select(
+            "session", close=pl.min_horizontal(pl.col("ts") + base.duration, pl.col("close"))
+        ).collect()
+        self._closes = schema.micros(frame.get_column("close"))
+        sessions = days.get_column("session")
+        starts = frame.get_column("session").search_sorted(sessions, side="left").to_list()
+        stops = frame.get_column("session").search_sorted(sessions, side="right").to_list()
+        self._spans = dict(zip(sessions.to_list(), zip(starts, stops, strict=True), strict=True))
+
+    def of(self, session: dt.date) -> npt.NDArray[np.int64]:
+        span = self._spans.get(session)
+        if span is not None:
+            return self._closes[span[0] : span[1]]
+        row = self._days.filter(pl.col("session") == session)
+        slots = calendar.slots(row, self._base).collect()
+        closes = (slots["ts"] + self._base.duration).clip(upper_bound=row["close"][0])
+        return schema.micros(closes)
+
+
+def _figures(rows: tuple[tuple[object, ...], ...]) -> pl.DataFrame:
+    return pl.DataFrame(list(rows), schema=schema.SESSIONS, orient="row")
 
 
 def run(

@@ -115,6 +115,7 @@ class StreamStats:
     bars: int
     indicator_values: int
     seconds: float
+    last: dt.datetime | None = None  # the last timestamp streamed
 
 
 class SessionQuality:
@@ -129,15 +130,17 @@ class SessionQuality:
     def __init__(
         self,
         table: pl.DataFrame,
-        slot_closes: pl.Series,
+        slot_closes: pl.Series | npt.NDArray[np.int64],
         base: str,
         day: dt.date,
         symbols: Sequence[str],
     ) -> None:
         is_base = (table.get_column("interval") == base).to_numpy()
         self._codes = table.get_column("symbol").to_physical().to_numpy()[is_base]
-        self._times = table.get_column("available_at").to_physical().to_numpy()[is_base]
-        self._closes: npt.NDArray[np.int64] = slot_closes.to_physical().to_numpy()
+        self._times = schema.micros(table.get_column("available_at"))[is_base]
+        self._closes: npt.NDArray[np.int64] = (
+            slot_closes if isinstance(slot_closes, np.ndarray) else schema.micros(slot_closes)
+        )
         self._present = np.zeros(len(symbols), dtype=np.int64)
         self._counted = 0
         self._lock = threading.Lock()
@@ -168,6 +171,12 @@ class SessionQuality:
         if expected == 0:
             return {}
         return dict(zip(self._symbols, quality.tolist(), strict=True))
+
+    def mean(self, clock: dt.datetime) -> float | None:
+        """Return the mean quality over the symbols at `clock` (None before a slot closed)."""
+        expected, _, quality = self._at(clock)
+        known = quality[~np.isnan(quality)]
+        return float(known.mean()) if expected and known.size else None
 
     def frame(self, clock: dt.datetime) -> pl.DataFrame:
         """Return the session's quality rows at `clock` (`schema.QUALITY`)."""
@@ -219,9 +228,8 @@ def stream(
             _log_step(step)
         bars, values = bars + stop - start, values + vstop - vstart
         previous = clock
-    if previous is not None:
-        catalog.set_session_quality(quality.frame(previous))  # the session's final figures
-    return StreamStats(len(plan.clocks), bars, values, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return StreamStats(len(plan.clocks), bars, values, seconds, previous)
 
 
 def _log_step(step: Step) -> None:
