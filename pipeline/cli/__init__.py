@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from pipeline import __version__
-from pipeline.cli import _common, data, run, runs, sql
+from pipeline.cli import _common, data, regress, run, runs, sql, sweep
 
 app = typer.Typer(
     name="pipeline",
@@ -25,6 +25,8 @@ app.command("run")(run.run_command)
 app.add_typer(runs.app, name="runs")
 app.command("sql")(sql.sql_command)
 app.command("query")(sql.query_command)
+app.command("regress")(regress.regress_command)
+app.command("sweep")(sweep.sweep_command)
 
 
 def _version(value: bool) -> None:

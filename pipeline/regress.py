@@ -1,0 +1,674 @@
+"""Regression backtests: rerun small cases and compare their results with reviewed goldens.
+
+A case is a folder ``<cases>/<name>/`` holding ``config.toml`` (an ordinary run config
+with a ``[strategy]``) and its golden results, written by `update`:
+
+- ``trades.parquet``, ``fills.parquet``, ``orders.parquet``: the broker's record
+  (without its ``run_id`` column);
+- ``equity.parquet``: equity at each session's last bar (`results.equity_sessions`);
+- ``quality.parquet``: the base interval's quality per symbol and session, as the run's
+  catalog shows it at the session close (what the quality gate reads);
+- ``summary.json``: the summary figures (`results.summary`) without the timings.
+
+Relative paths in a case's config (``data_root``, a strategy given as
+``path/to/file.py:Class``) start at `workdir`, the repository root for
+``pipeline regress``, so a case also runs as it is with ``pipeline run``.
+
+Steps:
+
+1. `load_cases`: find the cases (`discover`) and validate their configs;
+2. `rerun`: run a case the way ``pipeline run`` does (`engine.backtest`, `results.run_id`,
+   `results.summary`), in a fresh catalog: an `Outcome`;
+3. `compare`: diff an outcome with the goldens (a `CaseDiff`): floats to 1e-9 relative,
+   integers, strings, booleans and timestamps exactly, timings never;
+4. `write_goldens`: write an outcome as the goldens, byte for byte the same for the same
+   results; `update` reruns, compares with the old goldens and rewrites them.
+
+Examples
+--------
+>>> from pathlib import Path
+>>> cases = load_cases(Path("tests/regression/cases"), ["ma_cross"])  # doctest: +SKIP
+>>> check(cases[0], Path(".")).ok  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline import calendar, results, schema
+from pipeline.catalog import Catalog
+from pipeline.config import RunConfig, load_config
+from pipeline.engine import backtest, strategy_from_config
+from pipeline.errors import ConfigError, DataNotFoundError, InputError
+from pipeline.store import Store
+from pipeline.stream import Step
+
+__all__ = [
+    "CONFIG_FILE", "GOLDEN_FILES", "KEYS", "REL_TOL", "TIMING_FIELDS", "Case", "CaseDiff",
+    "Change", "Outcome", "RowChange", "TableDiff", "check", "check_all", "compare",
+    "diff_summary", "diff_table", "discover", "load_cases", "rerun", "update", "update_all",
+    "write_goldens",
+]  # fmt: skip
+
+CONFIG_FILE = "config.toml"
+SUMMARY_FILE = "summary.json"
+#: Golden tables and the columns that match a row of the rerun with a golden row.
+KEYS: Mapping[str, tuple[str, ...]] = {
+    "trades": ("symbol", "entry_ts"),
+    "fills": ("symbol", "ts", "side"),
+    "orders": ("symbol", "ts", "side", "kind"),
+    "equity": ("session",),
+    "quality": ("symbol", "interval", "session"),
+}
+GOLDEN_FILES = (*(f"{name}.parquet" for name in KEYS), SUMMARY_FILE)
+#: Summary figures that measure time: left out of the goldens and never compared.
+TIMING_FIELDS = frozenset({"seconds", "seconds_per_phase"})
+#: Relative tolerance of float comparisons.
+REL_TOL = 1e-9
+_NTH = "occurrence"  # numbers rows that share a key, in table order
+Progress = Callable[[int, int], None]
+
+
+# --- cases --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """A regression case: its name, folder and validated run config."""
+
+    name: str
+    path: Path
+    config: RunConfig
+
+
+def discover(cases_dir: Path) -> list[str]:
+    """Return the names of the cases under `cases_dir` (folders with a config.toml), sorted."""
+    if not cases_dir.is_dir():
+        raise ConfigError(
+            f"No regression cases folder '{cases_dir}'. Pass --cases DIR, or create "
+            f"{cases_dir}/<name>/{CONFIG_FILE}."
+        )
+    return sorted(p.parent.name for p in cases_dir.glob(f"*/{CONFIG_FILE}"))
+
+
+def load_cases(cases_dir: Path, names: Sequence[str] = ()) -> list[Case]:
+    """Return the cases `names` (every case when empty), each with its config validated.
+
+    Raise `ConfigError` naming the close matches of an unknown name, or the problems of
+    a config, before any case runs.
+    """
+    available = discover(cases_dir)
+    if not available:
+        raise ConfigError(
+            f"No regression cases in '{cases_dir}': add a folder <name>/ with a {CONFIG_FILE}, "
+            "then write its goldens with: pipeline regress <name> --update."
+        )
+    wanted = list(dict.fromkeys(names)) or available
+    for name in wanted:
+        if name not in available:
+            raise ConfigError(_unknown(name, available, cases_dir))
+    return [_load_case(cases_dir / name) for name in wanted]
+
+
+def _unknown(name: str, available: list[str], cases_dir: Path) -> str:
+    close = [a for a in available if name in a] or difflib.get_close_matches(name, available)
+    close = close[:3]
+    if close:
+        hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    else:
+        hint = "it holds " + ", ".join(available)
+    return f"No regression case {name!r} in '{cases_dir}': {hint}"
+
+
+def _load_case(path: Path) -> Case:
+    config = load_config(path / CONFIG_FILE)
+    if not config.strategy:
+        raise ConfigError(
+            f"Regression case '{path.name}' has no [strategy] in {path / CONFIG_FILE}; add one, "
+            'e.g. [strategy] class = "pipeline.strategies:MovingAverageCross".'
+        )
+    return Case(path.name, path, config)
+
+
+# --- rerunning ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a rerun of a case produced: the golden tables and the summary (no timings)."""
+
+    case: Case
+    tables: Mapping[str, pl.DataFrame]
+    summary: Mapping[str, Any]
+
+
+def rerun(case: Case, workdir: Path) -> Outcome:
+    """Backtest `case` as ``pipeline run`` does, in a fresh catalog; return its results.
+
+    `workdir` is where the config's relative paths start (``data_root``, a strategy
+    file). Nothing is written.
+    """
+    config = case.config
+    store = _store(case, workdir)
+    strategy = strategy_from_config(_strategy_section(config.strategy, workdir))
+    catalog = Catalog()
+    watch = _QualityAtClose(catalog, config)
+    try:
+        report, frames = backtest(config, store, catalog, strategy=strategy, subscribers=(watch,))
+        sessions = catalog.table("sessions")
+    finally:
+        catalog.close()
+    rid = results.run_id(config, store)
+    figures = results.summary(frames, report, config, run_id=rid, sessions=sessions)
+    summary = {k: v for k, v in figures.items() if k not in TIMING_FIELDS}
+    cash = float(summary["starting_cash"])
+    tables = {name: frames[name].drop("run_id") for name in ("trades", "fills", "orders")}
+    tables["equity"] = results.equity_sessions(frames["equity"], cash, config.calendar)
+    tables["quality"] = watch.frame()
+    return Outcome(case, tables, json.loads(json.dumps(summary)))  # as read back from disk
+
+
+def _store(case: Case, workdir: Path) -> Store:
+    root = workdir / (case.config.data_root or "data")
+    if not (root / "bars").is_dir():
+        raise DataNotFoundError(
+            f"Regression case '{case.name}': no bar store at '{root}' (data_root "
+            f"{case.config.data_root!r} read from '{workdir}'). Run pipeline regress from the "
+            f"repository root, or fix data_root in {case.path / CONFIG_FILE}."
+        )
+    return Store(root)
+
+
+def _strategy_section(section: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
+    """Return ``[strategy]`` with a relative ``path/to/file.py:Class`` read from `workdir`.
+
+    The config itself is left as it is, so its hash (and the run id) does not depend on
+    where the repository is.
+    """
+    out = dict(section)
+    where, sep, name = str(section.get("class", "")).rpartition(":")
+    is_file = where.endswith(".py") or "/" in where or "\\" in where
+    if sep and is_file and not Path(where).is_absolute():
+        out["class"] = f"{workdir / where}:{name}"
+    return out
+
+
+class _QualityAtClose:
+    """A stream subscriber keeping each session's quality rows as the catalog has them at its close.
+
+    The rows are read once per session, at the first timestamp at or after the regular
+    close (the step that reveals the session's last regular bar).
+    """
+
+    def __init__(self, catalog: Catalog, config: RunConfig) -> None:
+        days = calendar.sessions(config.calendar, config.start, config.end)
+        self._days: list[dt.date] = days.get_column("session").to_list()
+        self._closes: list[dt.datetime] = days.get_column("close").to_list()
+        self._catalog = catalog
+        self._next = 0
+        self._rows: list[pl.DataFrame] = []
+
+    def __call__(self, step: Step) -> None:
+        passed = self._next
+        while passed < len(self._closes) and step.clock >= self._closes[passed]:
+            passed += 1
+        if passed == self._next:
+            return
+        self._next = passed
+        day = self._days[passed - 1]
+        rows = self._catalog.table("quality").filter(pl.col("session") == day)
+        self._rows.append(rows.with_columns(pl.col("symbol").cast(pl.String)))
+
+    def frame(self) -> pl.DataFrame:
+        """Return the rows kept, sorted by symbol, interval and session (`schema.QUALITY`)."""
+        if not self._rows:
+            return schema.empty(schema.QUALITY)
+        return pl.concat(self._rows).cast(schema.QUALITY).sort(KEYS["quality"])
+
+
+# --- comparing ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """One value that differs: `name` (a column or a summary figure), its `old` and `new`."""
+
+    name: str
+    old: Any
+    new: Any
+
+    @property
+    def delta(self) -> float | None:
+        """``new - old`` when both are numbers, else None."""
+        if _is_number(self.old) and _is_number(self.new):
+            return float(self.new - self.old)
+        return None
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """A row found in the goldens and the rerun under the same `key`, with its changes."""
+
+    key: Mapping[str, Any]
+    changes: tuple[Change, ...]
+
+
+@dataclass(frozen=True)
+class TableDiff:
+    """How a rerun's table differs from its golden, rows matched by `key`.
+
+    `appeared` rows are only in the rerun, `vanished` rows only in the golden; rows that
+    share a key are matched in table order (`occurrence` numbers them). `columns` notes
+    columns that appeared, vanished or changed type (those are not compared).
+    """
+
+    table: str
+    key: tuple[str, ...]
+    appeared: tuple[Mapping[str, Any], ...] = ()
+    vanished: tuple[Mapping[str, Any], ...] = ()
+    changed: tuple[RowChange, ...] = ()
+    columns: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """True when the tables agree."""
+        return not (self.appeared or self.vanished or self.changed or self.columns)
+
+
+@dataclass(frozen=True)
+class CaseDiff:
+    """A case's result: golden files missing, summary figures changed, table differences."""
+
+    case: str
+    path: Path
+    missing: tuple[str, ...] = ()
+    summary: tuple[Change, ...] = ()
+    tables: tuple[TableDiff, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when the rerun equals the goldens."""
+        return not (self.missing or self.summary or self.tables)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the diff as JSON-ready data (timestamps as ISO strings)."""
+        return {
+            "case": self.case,
+            "path": str(self.path),
+            "ok": self.ok,
+            "missing": list(self.missing),
+            "summary": [_change_dict(c) for c in self.summary],
+            "tables": {t.table: _table_dict(t) for t in self.tables},
+        }
+
+    def describe(self, limit: int = 20) -> str:
+        """Return the diff as readable text: ``ok  name``, or what changed (`limit` rows each)."""
+        if self.ok:
+            return f"ok    {self.case}"
+        return "\n".join([f"FAIL  {self.case} ({self.path})", *self.lines(limit)])
+
+    def lines(self, limit: int = 20) -> list[str]:
+        """Return the differences as indented lines of text (`limit` rows per table)."""
+        lines = []
+        if self.missing:
+            lines.append(
+                f"  no golden {', '.join(self.missing)}: check the run, then write them with "
+                f"pipeline regress {self.case} --update"
+            )
+        if self.summary:
+            lines.append(f"  summary: {len(self.summary)} figures changed")
+            width = max(len(c.name) for c in self.summary)
+            lines += [f"    {c.name:<{width}}  {_arrow(c)}" for c in self.summary]
+        for table in self.tables:
+            lines += _describe_table(table, limit)
+        return lines
+
+
+def compare(outcome: Outcome) -> CaseDiff:
+    """Return how `outcome` differs from its case's goldens (missing goldens included).
+
+    Raise `InputError` when a golden file cannot be read.
+    """
+    return _compare(outcome, lenient=False)
+
+
+def _compare(outcome: Outcome, *, lenient: bool) -> CaseDiff:
+    """Compare; with `lenient` an unreadable golden counts as missing (it is being rewritten)."""
+    case = outcome.case
+    missing, golden = [], {}
+    for file in GOLDEN_FILES:
+        path = case.path / file
+        if not path.is_file():
+            missing.append(file)
+            continue
+        try:
+            golden[file] = _read_golden(case, path)
+        except InputError:
+            if not lenient:
+                raise
+            missing.append(f"{file} (unreadable)")
+    tables = []
+    for name, key in KEYS.items():
+        if f"{name}.parquet" in golden:
+            diff = diff_table(name, golden[f"{name}.parquet"], outcome.tables[name], key)
+            tables += [] if diff.empty else [diff]
+    summary = diff_summary(golden[SUMMARY_FILE], outcome.summary) if SUMMARY_FILE in golden else ()
+    return CaseDiff(case.name, case.path, tuple(missing), summary, tuple(tables))
+
+
+def diff_summary(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Change, ...]:
+    """Return the summary figures that differ (timings left out), by name."""
+    names = sorted((set(old) | set(new)) - TIMING_FIELDS)
+    return tuple(
+        Change(n, old.get(n), new.get(n))
+        for n in names
+        if (n in old) != (n in new) or not _same(old[n], new[n])
+    )
+
+
+def diff_table(name: str, old: pl.DataFrame, new: pl.DataFrame, key: Sequence[str]) -> TableDiff:
+    """Match the rows of `old` and `new` by `key` and return what appeared, vanished, changed."""
+    key = tuple(key)
+    notes = _column_notes(old.schema, new.schema)
+    if any(k not in old.schema or old.schema[k] != new.schema.get(k) for k in key):
+        notes.append(f"key columns {', '.join(key)} differ: rows cannot be matched")
+        return TableDiff(name, key, tuple(new.to_dicts()), tuple(old.to_dicts()), (), tuple(notes))
+    pairs = _numbered(old, key, "_old").join(
+        _numbered(new, key, "_new"),
+        on=[*key, _NTH],
+        how="full",
+        coalesce=True,
+        maintain_order="left_right",
+    )
+    vanished = old[pairs.filter(pl.col("_new").is_null()).get_column("_old")]
+    appeared = new[pairs.filter(pl.col("_old").is_null()).get_column("_new")]
+    matched = pairs.drop_nulls(["_old", "_new"])
+    shared = [c for c in old.columns if c not in key and old.schema[c] == new.schema.get(c)]
+    changed = _changed_rows(matched, old, new, key, shared)
+    return TableDiff(
+        name, key, tuple(appeared.to_dicts()), tuple(vanished.to_dicts()), changed, tuple(notes)
+    )
+
+
+def _numbered(frame: pl.DataFrame, key: tuple[str, ...], index: str) -> pl.DataFrame:
+    """Return the key columns, the row number `index` and the occurrence of each key."""
+    return (
+        frame.select(key)
+        .with_row_index(index)
+        .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over(key).alias(_NTH))
+    )
+
+
+def _changed_rows(
+    matched: pl.DataFrame,
+    old: pl.DataFrame,
+    new: pl.DataFrame,
+    key: tuple[str, ...],
+    shared: list[str],
+) -> tuple[RowChange, ...]:
+    """Return the matched rows where a shared column differs (floats within `REL_TOL`)."""
+    if not shared or matched.is_empty():
+        return ()
+    a = old[matched.get_column("_old")].select(shared)
+    b = new[matched.get_column("_new")].select(shared)
+    both = pl.concat([a, b.rename(lambda c: f"{c}\x00new")], how="horizontal")
+    flags = both.select(_differs(c, old.schema[c]) for c in shared)
+    rows = flags.select(pl.any_horizontal(pl.all())).to_series().arg_true()
+    keyed = matched.select(*key, _NTH)
+    out = []
+    for i in rows.to_list():  # only the rows that differ
+        keys = dict(zip(keyed.columns, keyed.row(i), strict=True))
+        if not keys[_NTH]:
+            del keys[_NTH]
+        changes = tuple(Change(c, a[c][i], b[c][i]) for c in shared if flags[c][i])
+        out.append(RowChange(keys, changes))
+    return tuple(out)
+
+
+def _differs(column: str, dtype: pl.DataType) -> pl.Expr:
+    """Return whether the old and new values of `column` differ: floats within `REL_TOL`."""
+    a, b = pl.col(column), pl.col(f"{column}\x00new")
+    if not dtype.is_float():
+        return a.ne_missing(b).alias(column)
+    close = (a - b).abs() <= REL_TOL * pl.max_horizontal(a.abs(), b.abs())
+    same = ((a == b) | close | (a.is_nan() & b.is_nan())).fill_null(False)
+    return (~same & ~(a.is_null() & b.is_null())).alias(column)
+
+
+def _column_notes(old: pl.Schema, new: pl.Schema) -> list[str]:
+    notes = [f"column {c!r} vanished" for c in old if c not in new]
+    notes += [f"column {c!r} appeared" for c in new if c not in old]
+    notes += [
+        f"column {c!r} was {old[c]}, is {new[c]}" for c in old if c in new and old[c] != new[c]
+    ]
+    return notes
+
+
+def _same(old: Any, new: Any) -> bool:
+    if _is_number(old) and _is_number(new):
+        if isinstance(old, int) and isinstance(new, int):
+            return bool(old == new)
+        if math.isnan(old) and math.isnan(new):
+            return True
+        return math.isclose(old, new, rel_tol=REL_TOL, abs_tol=0.0)
+    return type(old) is type(new) and bool(old == new)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# --- the goldens --------------------------------------------------------------------
+
+
+def _read_golden(case: Case, path: Path) -> Any:
+    """Return a golden table, or the golden summary as a dict."""
+    try:
+        if path.suffix == ".parquet":
+            return pl.read_parquet(path)
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        raise InputError(_unreadable(case, path, exc)) from exc
+    if not isinstance(data, dict):
+        raise InputError(_unreadable(case, path, "not a JSON object"))
+    return data
+
+
+def _unreadable(case: Case, path: Path, why: object) -> str:
+    return (
+        f"Golden file '{path}' cannot be read ({why}). Restore it from version control, or "
+        f"rewrite it with: pipeline regress {case.name} --update"
+    )
+
+
+def write_goldens(outcome: Outcome) -> Path:
+    """Write `outcome` as its case's goldens; return the case folder.
+
+    Each file goes to a temporary file first, then replaces the golden. Tables are
+    written with fixed options and the summary as sorted JSON, so the same results give
+    the same bytes.
+    """
+    folder = outcome.case.path
+    for name in KEYS:
+        _replace(folder / f"{name}.parquet", partial(_write_parquet, outcome.tables[name]))
+    text = json.dumps(dict(outcome.summary), sort_keys=True, indent=2) + "\n"
+    _replace(folder / SUMMARY_FILE, partial(_write_text, text))
+    return folder
+
+
+def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    frame.write_parquet(
+        path, compression="zstd", compression_level=3, statistics=True, row_group_size=1 << 30
+    )
+
+
+def _write_text(text: str, path: Path) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def _replace(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise InputError(f"Cannot write golden file '{path}': {exc}. Check the folder.") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --- running cases ------------------------------------------------------------------
+
+
+def check(case: Case, workdir: Path) -> CaseDiff:
+    """Rerun `case` and compare it with its goldens; nothing is written."""
+    return compare(rerun(case, workdir))
+
+
+def update(case: Case, workdir: Path) -> CaseDiff:
+    """Rerun `case`, rewrite its goldens; return how the run differed from the old goldens."""
+    outcome = rerun(case, workdir)
+    diff = _compare(outcome, lenient=True)
+    write_goldens(outcome)
+    return diff
+
+
+def check_all(
+    cases: Sequence[Case], workdir: Path, *, progress: Progress | None = None
+) -> list[CaseDiff]:
+    """Check every case in order; `progress(done, total)` is called after each."""
+    out = []
+    for done, case in enumerate(cases, start=1):
+        out.append(check(case, workdir))
+        if progress is not None:
+            progress(done, len(cases))
+    return out
+
+
+def update_all(
+    cases: Sequence[Case], workdir: Path, *, progress: Progress | None = None
+) -> list[CaseDiff]:
+    """Rerun every case, then rewrite all their goldens; return the diffs with the old ones.
+
+    Goldens are written only once every case has run: a failing case leaves every
+    golden as it was.
+    """
+    outcomes = []
+    for done, case in enumerate(cases, start=1):
+        outcomes.append(rerun(case, workdir))
+        if progress is not None:
+            progress(done, len(cases))
+    diffs = [_compare(o, lenient=True) for o in outcomes]
+    for outcome in outcomes:
+        write_goldens(outcome)
+    return diffs
+
+
+# --- rendering helpers --------------------------------------------------------------
+
+
+def _describe_table(table: TableDiff, limit: int) -> list[str]:
+    counts = [
+        f"{len(rows)} {label}"
+        for rows, label in (
+            (table.appeared, "appeared"),
+            (table.vanished, "vanished"),
+            (table.changed, "changed"),
+        )
+        if rows
+    ]
+    head = ", ".join(counts + list(table.columns))
+    lines = [f"  {table.table}: {head} (rows matched by {', '.join(table.key)})"]
+    items = [f"    + {_row_text(r, table.key)}" for r in table.appeared]
+    items += [f"    - {_row_text(r, table.key)}" for r in table.vanished]
+    items += [
+        f"    ~ {_key_text(r.key)}: " + ", ".join(f"{c.name} {_arrow(c)}" for c in r.changes)
+        for r in table.changed
+    ]
+    lines += items[:limit]
+    if len(items) > limit:
+        lines.append(f"    ... and {len(items) - limit} more (--format json shows all)")
+    return lines
+
+
+def _row_text(row: Mapping[str, Any], key: tuple[str, ...]) -> str:
+    rest = ", ".join(f"{k}={_show(v)}" for k, v in row.items() if k not in key)
+    return f"{_key_text({k: row[k] for k in key})}: {rest}"
+
+
+def _key_text(key: Mapping[str, Any]) -> str:
+    parts = (
+        f"#{v + 1}" if k == _NTH else v if isinstance(v, str) else _show(v) for k, v in key.items()
+    )
+    return " ".join(parts)
+
+
+def _arrow(change: Change) -> str:
+    text = f"{_show(change.old)} -> {_show(change.new)}"
+    delta = change.delta
+    if delta is not None:
+        text += f" ({delta:+.6g})"
+    elif isinstance(change.old, dt.datetime) and isinstance(change.new, dt.datetime):
+        moved = change.new - change.old
+        text += f" ({'-' if moved < dt.timedelta(0) else '+'}{abs(moved)})"
+    return text
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    if isinstance(value, dt.datetime):
+        fraction = ".%f" if value.microsecond else ""
+        return value.strftime(f"%Y-%m-%d %H:%M:%S{fraction}{'Z' if value.tzinfo else ''}")
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """Return `value` as JSON-ready data."""
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _change_dict(change: Change) -> dict[str, Any]:
+    return {
+        "name": change.name,
+        "old": _plain(change.old),
+        "new": _plain(change.new),
+        "delta": change.delta,
+    }
+
+
+def _table_dict(table: TableDiff) -> dict[str, Any]:
+    return {
+        "key": list(table.key),
+        "columns": list(table.columns),
+        "appeared": [_plain(r) for r in table.appeared],
+        "vanished": [_plain(r) for r in table.vanished],
+        "changed": [
+            {"key": _plain(r.key), "changes": [_change_dict(c) for c in r.changes]}
+            for r in table.changed
+        ],
+    }

@@ -1,0 +1,597 @@
+"""Parameter sweeps: backtest every combination of a grid of config values, one table out.
+
+A sweep goes in four steps:
+
+1. `parse_grid` reads each ``KEY=V1,V2,...`` entry (`parse_value` types each value) and
+   `expand` forms their cartesian product, the first entry varying slowest;
+2. `plan` applies each combination to the base config's canonical form and validates it
+   with the normal config validation (`pipeline.config.parse_config`, the ``[broker]``
+   table) before anything runs: a key the config does not take, or a value it refuses,
+   is a `ConfigError` naming the grid entry. A combination the strategy refuses (e.g.
+   ``fast >= slow`` for a crossover) is kept as a row with its ``error`` and not run,
+   unless a value is refused in every combination holding it (a bad value);
+3. `run` hands the runnable combinations to an executor: in this process
+   (``workers=1``), a `concurrent.futures.ProcessPoolExecutor`, or Ray (`ray_session`).
+   Each runs `run_combination`, a pure function of (canonical config, store root)
+   that returns the summary figures as a one-row Arrow table; a `PipelineError` while
+   running becomes that row's ``error``;
+4. the rows become one table: the grid values, the figures of ``summary.json`` without
+   the timings, and ``error``, sorted by one figure (descending by default; ties and
+   missing values are ordered by the grid values), so every executor gives the same table.
+
+Examples
+--------
+>>> entry = parse_grid("strategy.params.fast=5,10")
+>>> entry.key, entry.values
+('strategy.params.fast', (5, 10))
+>>> expand([entry, parse_grid("broker.fill=next_open,close")])[1]
+{'strategy.params.fast': 5, 'broker.fill': 'close'}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import itertools
+import logging
+import multiprocessing
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.config import RunConfig, canonical, parse_config
+from pipeline.errors import ConfigError, PipelineError, closest
+
+__all__ = [
+    "FIGURES",
+    "Combination",
+    "GridEntry",
+    "SweepPlan",
+    "check_out",
+    "check_sort",
+    "expand",
+    "parse_grid",
+    "parse_value",
+    "plan",
+    "ray_session",
+    "run",
+    "run_combination",
+    "sort_table",
+    "write_table",
+]
+
+Scalar = int | float | bool | str
+OnDone = Callable[[int, int], None]
+
+#: The numeric summary figures a sweep can be sorted by (a grid key works too).
+FIGURES = (
+    "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "win_rate",
+    "profit_factor", "avg_win", "avg_loss", "net_pnl", "final_equity", "exposure", "turnover",
+    "traded_notional", "fees", "slippage", "trades", "sessions", "bars_processed", "timestamps",
+)  # fmt: skip
+#: Summary figures left out of a sweep's rows: they differ between reruns.
+TIMINGS = ("seconds", "seconds_per_phase")
+OUT_SUFFIXES = (".csv", ".json", ".parquet")
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_KEY = re.compile(rf"{_NAME}(\.({_NAME}|\d+))*")
+_INT = re.compile(r"[+-]?\d+(_\d+)*")
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_STRATEGY_KEYS = ("class", "params")
+
+
+@dataclass(frozen=True)
+class GridEntry:
+    """One ``--grid`` entry: a dotted config key and the values it takes, in order."""
+
+    key: str
+    values: tuple[Scalar, ...]
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        """The column type of its values: bool, int64, float64 (ints and floats) or string."""
+        kinds = {type(v) for v in self.values}
+        if kinds <= {bool}:
+            return pa.bool_()
+        if kinds <= {int}:
+            return pa.int64()
+        return pa.float64() if kinds <= {int, float} else pa.string()
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One point of the grid: its values, its validated canonical config, or why it is refused."""
+
+    values: Mapping[str, Scalar]
+    config: Mapping[str, Any]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A validated sweep: the grid entries and every combination, in grid order."""
+
+    name: str
+    entries: tuple[GridEntry, ...]
+    combinations: tuple[Combination, ...]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The grid keys, in the order they were given."""
+        return tuple(e.key for e in self.entries)
+
+
+# --- 1. the grid ----------------------------------------------------------------------
+
+
+def parse_value(text: str) -> Scalar:
+    """Return a grid value typed: ``true``/``false``, an integer, a float, else a string.
+
+    Quotes force a string (``'"10"'`` is the text ``10``).
+
+    Examples
+    --------
+    >>> [parse_value(t) for t in ("5", "2.5e3", "true", "5m", '"10"')]
+    [5, 2500.0, True, '5m', '10']
+    """
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if _INT.fullmatch(text):
+        return int(text.replace("_", ""))
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return text
+
+
+def parse_grid(spec: str) -> GridEntry:
+    """Read one ``KEY=V1,V2,...`` entry; raise `ConfigError` saying how to write it."""
+    key, sep, text = spec.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(
+            f"--grid {spec!r} is not KEY=V1,V2,...; write e.g. --grid strategy.params.fast=5,10,20"
+        )
+    if not _KEY.fullmatch(key):
+        raise ConfigError(
+            f"--grid {spec!r}: {key!r} is not a dotted config key; join names (and list "
+            "positions) with dots, e.g. strategy.params.fast, broker.cash or indicators.0.period"
+        )
+    texts = [t.strip() for t in text.split(",")]
+    if not all(texts):
+        raise ConfigError(
+            f"--grid {key}: {text!r} has an empty value; separate values with single commas, "
+            f"e.g. --grid {key}=5,10,20"
+        )
+    values = tuple(parse_value(t) for t in texts)
+    for i, value in enumerate(values):
+        if any(_same(value, earlier) for earlier in values[:i]):
+            raise ConfigError(f"--grid {key}: {_show(value)} is listed twice; list each value once")
+    return GridEntry(key, values)
+
+
+def expand(entries: Sequence[GridEntry]) -> list[dict[str, Scalar]]:
+    """Return every combination of the entries' values (cartesian product, first slowest)."""
+    keys = [e.key for e in entries]
+    return [
+        dict(zip(keys, values, strict=True))
+        for values in itertools.product(*(e.values for e in entries))
+    ]
+
+
+# --- 2. the plan ----------------------------------------------------------------------
+
+
+def plan(config: RunConfig, entries: Sequence[GridEntry], source: str = "<config>") -> SweepPlan:
+    """Validate every value and combination of the grid over `config`; nothing runs yet.
+
+    Each value is first checked alone, then each combination; either failing raises a
+    `ConfigError` naming the grid entry and the fix. A combination the strategy refuses
+    keeps its message as `Combination.error`, unless one of its values is refused in
+    every combination holding it: that value is refused like any other bad value.
+    """
+    if not entries:
+        raise ConfigError(
+            "A sweep needs at least one --grid KEY=V1,V2,...; e.g. --grid strategy.params.fast=5,10"
+        )
+    _unique_keys(entries)
+    if not config.strategy:
+        raise ConfigError(
+            f"config {source!r} has no [strategy]: a sweep compares backtests; add a [strategy] "
+            'with class = "module:Class" and its params'
+        )
+    base = canonical(config)
+    accepted = _strategy_params(config)
+    for entry in entries:
+        _check_key(entry.key, accepted, "strategy.class" in {e.key for e in entries})
+        for value in entry.values:
+            _validate(base, {entry.key: value}, source)
+    combinations = []
+    for values in expand(entries):
+        settings = _validate(base, values, source)
+        combinations.append(Combination(values, canonical(settings), _refusal(settings)))
+    _usable(entries, combinations)
+    return SweepPlan(config.name, tuple(entries), tuple(combinations))
+
+
+def _usable(entries: Sequence[GridEntry], combinations: list[Combination]) -> None:
+    """Refuse a value that the strategy refuses in every combination holding it."""
+    for entry in entries:
+        for value in entry.values:
+            held = [c for c in combinations if _same(c.values[entry.key], value)]
+            if all(c.error is not None for c in held):
+                raise ConfigError(
+                    f"--grid {entry.key}={_show(value)}: no combination can use it; the strategy "
+                    f"refuses e.g. {_label(held[0].values)}: {held[0].error}"
+                )
+
+
+def _same(a: Scalar, b: Scalar) -> bool:
+    """Equal as grid values: ``true`` is not ``1``."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def _unique_keys(entries: Sequence[GridEntry]) -> None:
+    keys = [e.key for e in entries]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ConfigError(f"--grid {key} is given twice; put all its values in one --grid")
+        if key == "data_root":
+            raise ConfigError("--grid data_root: the store is not a sweep parameter; use --root")
+
+
+def _strategy_params(config: RunConfig) -> tuple[str, tuple[str, ...]] | None:
+    """Return the strategy class's name and parameters (None: it takes any, or is unknown)."""
+    from pipeline.engine import strategy_from_config
+
+    try:
+        strategy = strategy_from_config(config.strategy)
+    except ConfigError:
+        return None
+    params = inspect.signature(type(strategy)).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    names = tuple(p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL)
+    return type(strategy).__name__, names
+
+
+def _check_key(key: str, accepted: tuple[str, tuple[str, ...]] | None, class_varies: bool) -> None:
+    """Refuse a ``strategy`` key the strategy does not take (the rest is `parse_config`'s)."""
+    parts = key.split(".")
+    if parts[0] != "strategy" or len(parts) < 2:
+        return
+    if parts[1] not in _STRATEGY_KEYS:
+        hint = closest(parts[1], _STRATEGY_KEYS)
+        raise ConfigError(f"--grid {key}: [strategy] has no key {parts[1]!r}; {hint}")
+    if parts[1] != "params" or len(parts) != 3 or accepted is None or class_varies:
+        return
+    name, params = accepted
+    if parts[2] not in params:
+        hint = closest(parts[2], params)
+        raise ConfigError(f"--grid {key}: {name} takes no parameter {parts[2]!r}; {hint}")
+
+
+def _validate(base: Mapping[str, Any], values: Mapping[str, Scalar], source: str) -> RunConfig:
+    """Return `base` with `values` set, validated; a problem is a `ConfigError` naming them."""
+    from pipeline.broker import BrokerConfig
+
+    data = copy.deepcopy(dict(base))
+    label = f"--grid {_label(values)}"
+    for key, value in values.items():
+        _assign(data, key, value, label)
+    try:
+        settings = parse_config(data, source)
+        min_quality = settings.quality.min_for_entry
+        BrokerConfig.from_mapping(settings.broker, min_quality=min_quality, source=source)
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+    return settings
+
+
+def _assign(data: dict[str, Any], key: str, value: Scalar, label: str) -> None:
+    """Set the dotted `key` in `data` (tables it names are created; list positions must exist)."""
+    parts = key.split(".")
+    node: Any = data
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[:depth])
+        if isinstance(node, list) and not (part.isdigit() and int(part) < len(node)):
+            raise ConfigError(
+                f"{label}: {where} is a list of {len(node)}; "
+                f"name a position from 0 to {len(node) - 1}, e.g. {where}.0"
+            )
+        if not isinstance(node, list | dict):
+            raise ConfigError(
+                f"{label}: {where} holds a value, not a table; "
+                "name a key of a table, e.g. strategy.params.fast"
+            )
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if last:
+                node[int(part)] = value
+            node = node[int(part)]
+        elif last:
+            node[part] = value
+        else:
+            node = node.setdefault(part, {})
+
+
+def _refusal(settings: RunConfig) -> str | None:
+    """Return why the strategy refuses this combination's parameters, or None."""
+    from pipeline.engine import strategy_from_config
+
+    try:
+        strategy_from_config(settings.strategy)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _label(values: Mapping[str, Scalar]) -> str:
+    return " ".join(f"{key}={_show(value)}" for key, value in values.items())
+
+
+def _show(value: Scalar) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def check_sort(sweep: SweepPlan, metric: str) -> None:
+    """Raise `ConfigError` unless `metric` is a figure of `FIGURES` or a grid key."""
+    choices = (*FIGURES, *sweep.keys)
+    if metric not in choices:
+        raise ConfigError(
+            f"--sort {metric!r} is not a figure or a grid key; {closest(metric, choices)}"
+        )
+
+
+def check_out(path: Path) -> None:
+    """Raise `ConfigError` unless `path` ends in a suffix `write_table` can write."""
+    if path.suffix.lower() not in OUT_SUFFIXES:
+        raise ConfigError(
+            f"--out {str(path)!r}: cannot write {path.suffix or 'a file without a suffix'}; "
+            f"name a {', '.join(OUT_SUFFIXES)} file"
+        )
+
+
+# --- 3. running -----------------------------------------------------------------------
+
+
+def run_combination(config: Mapping[str, Any], root: str | Path) -> pa.Table:
+    """Backtest one canonical config over the store at `root`; return its figures as one row.
+
+    The figures are those of `pipeline.results.summary` without `TIMINGS`, lists joined
+    with commas, and ``error`` (null); a `PipelineError` gives a row holding only
+    ``error``. The run has a catalog of its own, so runs sharing a process (one after
+    another in a pool worker, or in-process) never see each other's tables.
+    """
+    from pipeline import results
+    from pipeline.catalog import Catalog
+    from pipeline.engine import backtest
+    from pipeline.store import Store
+
+    catalog = Catalog()
+    try:
+        settings = parse_config(config, "<sweep>")
+        store = Store(Path(root))
+        report, frames = backtest(settings, store, catalog)
+        figures = results.summary(frames, report, settings, run_id=results.run_id(settings, store))
+    except PipelineError as exc:
+        return _error_row(str(exc))
+    finally:
+        catalog.close()
+    row = {k: _flat(v) for k, v in figures.items() if k not in TIMINGS}
+    return pa.Table.from_pylist([{**row, "error": None}])
+
+
+def _flat(value: Any) -> Any:
+    return ",".join(str(v) for v in value) if isinstance(value, list) else value
+
+
+def _error_row(message: str) -> pa.Table:
+    return pa.table({"error": pa.array([message], pa.string())})
+
+
+def run(
+    sweep: SweepPlan,
+    root: str | Path,
+    *,
+    sort: str = "sharpe",
+    ascending: bool = False,
+    workers: int | None = None,
+    use_ray: bool = False,
+    ray_address: str | None = None,
+    progress: OnDone | None = None,
+) -> pa.Table:
+    """Run every runnable combination of `sweep`; return the sorted table of results.
+
+    `workers` processes run the combinations (default: the CPU count; 1 runs them in
+    this process, one after another); with `use_ray`, Ray tasks do (`ray_session`).
+    `progress(done, total)` is called as combinations complete. The table has a column
+    per grid key, the summary figures and ``error``, sorted by `sort` (descending
+    unless `ascending`; missing values last; ties by the grid values).
+
+    More than one local worker spawns processes, so a script that calls this needs the
+    ``if __name__ == "__main__":`` guard (see `multiprocessing`).
+    """
+    check_sort(sweep, sort)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers} is not valid: pass 1 or more (1 runs in-process)")
+    todo = [c.config for c in sweep.combinations if c.error is None]
+    root = str(Path(root).resolve())
+    if use_ray or ray_address is not None:
+        rows = _run_ray(todo, root, ray_address, workers, progress)
+    else:
+        rows = _run_local(todo, root, workers, progress)
+    done = iter(rows)
+    tables = [_error_row(c.error) if c.error else next(done) for c in sweep.combinations]
+    return sort_table(_assemble(sweep, tables), sort, sweep.keys, ascending=ascending)
+
+
+def _run_local(
+    configs: list[Mapping[str, Any]], root: str, workers: int | None, progress: OnDone | None
+) -> list[pa.Table]:
+    """Run in this process (one worker) or in a pool of spawned processes."""
+    total = len(configs)
+    count = min(workers or os.cpu_count() or 1, total)
+    _tick(progress, 0, total)
+    if count <= 1:
+        rows = []
+        for config in configs:
+            rows.append(run_combination(config, root))
+            _tick(progress, len(rows), total)
+        return rows
+    # spawn, not fork: a forked child of a process running Polars' threads can deadlock
+    context = multiprocessing.get_context("spawn")
+    found: dict[int, pa.Table] = {}
+    with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+        futures = {pool.submit(run_combination, c, root): i for i, c in enumerate(configs)}
+        try:
+            for future in as_completed(futures):
+                found[futures[future]] = future.result()
+                _tick(progress, len(found), total)
+        except BaseException:  # a bug in a run, or Ctrl-C: do not start the others
+            pool.shutdown(cancel_futures=True)
+            raise
+    return [found[i] for i in range(total)]
+
+
+def _run_ray(
+    configs: list[Mapping[str, Any]],
+    root: str,
+    address: str | None,
+    workers: int | None,
+    progress: OnDone | None,
+) -> list[pa.Table]:
+    """Run each combination as a Ray task; the tasks return Arrow tables."""
+    with ray_session(address, workers) as ray:
+        task = ray.remote(num_cpus=1)(run_combination)
+        refs = [task.remote(c, root) for c in configs]
+        index = {ref: i for i, ref in enumerate(refs)}
+        found: dict[int, pa.Table] = {}
+        pending = list(refs)
+        _tick(progress, 0, len(refs))
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                for ref in ready:
+                    found[index[ref]] = ray.get(ref)
+                _tick(progress, len(found), len(refs))
+        except BaseException:  # a bug in a run, or Ctrl-C: cancel the others
+            for ref in pending:
+                ray.cancel(ref)
+            raise
+    return [found[i] for i in range(len(refs))]
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, workers: int | None = None) -> Iterator[ModuleType]:
+    """Yield the `ray` module connected: to `address`, else a local Ray of `workers` CPUs.
+
+    A Ray already initialised in this process is used as it is and left running;
+    otherwise it is started here (without its dashboard, which needs the network
+    extras) and shut down on exit.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--ray needs Ray, which is not installed: pip install 'pipeline[ray]', "
+            "or leave out --ray to use local processes"
+        ) from None
+    if ray.is_initialized():
+        yield ray
+        return
+    try:
+        if address is not None:
+            ray.init(address=address, logging_level=logging.ERROR)
+        else:
+            cpus = workers or os.cpu_count() or 1
+            ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.ERROR)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the cluster at {address!r}" if address else "a local Ray"
+        raise ConfigError(
+            f"Cannot start or reach {where}: {' '.join(str(exc).split())[:300]}. "
+            "Check --ray-address (e.g. ray://head:10001), or leave it out for a local Ray"
+        ) from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _tick(progress: OnDone | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)
+
+
+# --- 4. the table ---------------------------------------------------------------------
+
+
+def _assemble(sweep: SweepPlan, tables: list[pa.Table]) -> pa.Table:
+    """Put the grid columns before the rows' figures; ``error`` goes last."""
+    rows = pa.concat_tables(tables, promote_options="permissive")
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for entry in sweep.entries:
+        values = [c.values[entry.key] for c in sweep.combinations]
+        if pa.types.is_string(entry.arrow_type):
+            values = [_show(v) for v in values]
+        columns[entry.key] = pa.array(values, entry.arrow_type)
+    for name in rows.column_names:
+        if name not in columns and name != "error":
+            columns[name] = rows[name]
+    columns["error"] = rows["error"].cast(pa.string())
+    return pa.table(columns)
+
+
+def sort_table(
+    table: pa.Table, metric: str, keys: Sequence[str], *, ascending: bool = False
+) -> pa.Table:
+    """Sort rows by `metric` (descending unless `ascending`; missing values last), then `keys`.
+
+    The grid keys tell every combination apart, so the order never depends on which
+    combination finished first.
+    """
+    # a figure no combination produced (every one failed) sorts as missing
+    column = table[metric] if metric in table.column_names else pa.nulls(table.num_rows)
+    order = [("_missing", "ascending"), ("_metric", "ascending" if ascending else "descending")]
+    order += [(k, "ascending") for k in keys]
+    keyed = table.append_column("_missing", pc.is_null(column)).append_column("_metric", column)
+    return table.take(pc.sort_indices(keyed, sort_keys=order))
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write the sweep's table to a ``.csv``, ``.json`` (records) or ``.parquet`` file.
+
+    The file is written beside its final name and renamed, so a reader never sees
+    half of it.
+    """
+    import polars as pl
+
+    from pipeline.errors import StoreError
+
+    check_out(path)
+    frame = pl.DataFrame(table)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            frame.write_csv(tmp)
+        elif suffix == ".json":
+            tmp.write_text(frame.write_json() + "\n", encoding="utf-8")
+        else:
+            frame.write_parquet(tmp)
+        tmp.replace(path)
+    except OSError as exc:
+        raise StoreError(f"Cannot write {str(path)!r}: {exc}. Check --out.") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
