@@ -14,6 +14,7 @@ from pipeline.cli._common import (
     FormatOption,
     RootOption,
     boundary,
+    note,
     progress,
     render,
     resolve_root,
@@ -34,7 +35,10 @@ def import_command(
         str | None, typer.Option("--interval", "-i", help="Bar interval, e.g. 1m, 5m, 1d.")
     ] = None,
     symbol: Annotated[
-        str | None, typer.Option("--symbol", "-s", help="Symbol [default: from the file].")
+        str | None,
+        typer.Option(
+            "--symbol", "-s", help="Symbol (default: from the file name or a symbol column)."
+        ),
     ] = None,
     tz: Annotated[
         str | None, typer.Option("--tz", help="Time zone of naive stamps, e.g. America/New_York.")
@@ -60,9 +64,13 @@ def import_command(
     root: RootOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Import bar files into the store; a bad file is refused whole and nothing is written.
+    """Import bar files into the store; a bad file is refused, nothing written.
 
-    Example: pipeline data import AAPL.csv --interval 1m --tz America/New_York --stamp open
+    Every row is validated; --skip-invalid imports the valid rows and lists the
+    others. --tz names the time zone of naive stamps and --stamp says whether
+    they mark the bar's open or its close (a --preset sets both).
+
+    Example: pipeline data import AAPL.csv -i 1m --tz UTC --stamp open
     """
     from pipeline.errors import ConfigError
     from pipeline.importing import ImportOptions, import_files
@@ -101,21 +109,38 @@ def _mapping(items: list[str]) -> dict[str, str]:
 
 
 def _render_import(report: ImportReport, fmt: Format) -> None:
+    """Print what an import did: one summary row, and the skipped rows.
+
+    JSON is one object (the summary's fields and ``rejected``, a list of rows); CSV is
+    the summary row only; a table is the summary, then the skipped rows.
+    """
+    import json
+    import sys
+
     import polars as pl
 
-    summary = pl.DataFrame(
-        {
-            "files": [report.files],
-            "rows_read": [report.rows_read],
-            "rows_written": [report.rows_written],
-            "rows_skipped": [report.rows_skipped],
-            "intervals": [", ".join(report.symbols)],
-        }
-    )
-    render(summary, fmt)
-    if not report.rejected.is_empty():
-        log.warning("%d invalid row(s) skipped; they are listed below.", report.rows_skipped)
-        render(report.rejected, fmt, title="Skipped rows")
+    symbols = sorted({s for names in report.symbols.values() for s in names})
+    summary = {
+        "files": report.files,
+        "rows_read": report.rows_read,
+        "rows_written": report.rows_written,
+        "rows_skipped": report.rows_skipped,
+        "intervals": ", ".join(report.symbols),
+        "symbols": ", ".join(symbols),
+    }
+    skipped = report.rejected
+    if fmt is Format.json:
+        rows = json.loads(skipped.write_json())
+        sys.stdout.write(json.dumps({**summary, "rejected": rows}) + "\n")
+        return
+    render(pl.DataFrame([summary]), fmt, title="Imported")
+    if skipped.is_empty():
+        return
+    if fmt is Format.csv:
+        log.warning("%d invalid row(s) skipped; --format json lists them.", report.rows_skipped)
+        return
+    log.warning("%d invalid row(s) skipped; they are listed below.", report.rows_skipped)
+    render(skipped, fmt, title="Skipped rows")
 
 
 @app.command("list")
@@ -188,12 +213,16 @@ def check_command(
 
 @app.command("sample")
 @boundary
-def sample_command(root: RootOption = None) -> None:
+def sample_command(root: RootOption = None, fmt: FormatOption = Format.table) -> None:
     """Write the bundled sample data set (synthetic, deterministic) into the store.
+
+    Prints what the store then holds, as `data list` does.
 
     Example: pipeline data sample --root data
     """
     from pipeline.sample import write_sample
+    from pipeline.store import Store
 
-    report = write_sample(resolve_root(root))
-    typer.echo(report)
+    store_root = resolve_root(root)
+    note(write_sample(store_root))
+    render(Store(store_root).inventory(), fmt)

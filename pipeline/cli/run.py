@@ -13,6 +13,7 @@ from pipeline.cli._common import (
     FormatOption,
     RootOption,
     boundary,
+    note,
     progress,
     render,
     resolve_root,
@@ -42,7 +43,7 @@ def run_command(
     speed: Annotated[
         float | None,
         typer.Option(
-            "--speed", help="Pace the stream at X times market time [default: as fast as possible]."
+            "--speed", help="Pace the stream at X times market time (default: full speed)."
         ),
     ] = None,
     per_session: Annotated[
@@ -51,13 +52,13 @@ def run_command(
     ] = False,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Backtest CONFIG: replay its sessions, trade its [strategy], write runs/<run_id>/.
+    """Backtest CONFIG: replay its sessions, trade its strategy, save the run.
 
-    Prints the summary figures (total return, Sharpe, max drawdown, ...); the run
-    folder holds the config, the Parquet tables, summary.json, a chart and a report.
-    --sessions prints one row of figures per session instead of the summary.
-    A config without a [strategy] only replays the session flow and prints one row of
-    figures per session. -v shows the [SESSION_FLOW] log lines.
+    Prints the summary figures (total return, Sharpe, max drawdown, ...) and
+    writes runs/<run_id>/: the config, the Parquet tables, summary.json, a
+    chart and an HTML report. --sessions prints one row per session instead.
+    A config without a strategy only replays the session flow and prints one
+    row of figures per session. -v shows the SESSION_FLOW log lines.
 
     Example: pipeline -v run configs/sample.toml --runs runs
     """
@@ -88,7 +89,7 @@ def run_command(
     sessions = catalog.table("sessions").slice(before)  # the rows this run appended
     figures = results.summary(frames, report, settings, run_id=rid, sessions=sessions)
     folder = results.write_run(runs, settings, frames, figures, sessions)
-    typer.echo(f"Wrote {folder}", err=True)
+    note(f"Wrote {folder}")
     if per_session:
         render(report.sessions, fmt, title=f"Run {rid}: {report.seconds:.2f} s")
     else:
@@ -96,7 +97,10 @@ def run_command(
 
 
 def render_summary(figures: dict[str, Any], fmt: Format) -> None:
-    """Print a summary dict: a two-column table or CSV, or a JSON object."""
+    """Print a summary dict: a JSON object, or two columns (figure, value) as a table or CSV.
+
+    The table rounds values for reading; CSV keeps them exact (nested ones as JSON).
+    """
     import json
     import sys
 
@@ -105,10 +109,29 @@ def render_summary(figures: dict[str, Any], fmt: Format) -> None:
     if fmt is Format.json:
         sys.stdout.write(json.dumps(figures, sort_keys=True) + "\n")
         return
-    from pipeline.report import format_value
+    if fmt is Format.csv:
+        values = [_exact(v) for v in figures.values()]
+    else:
+        from pipeline.report import format_value
 
-    rows = {"figure": list(figures), "value": [format_value(v) for v in figures.values()]}
-    render(pl.DataFrame(rows), fmt, title=f"Run {figures.get('run_id', '')}")
+        values = [_flag(v) if isinstance(v, bool) else format_value(v) for v in figures.values()]
+    rows = pl.DataFrame(
+        {"figure": list(figures), "value": values}, schema={"figure": pl.String, "value": pl.String}
+    )
+    render(rows, fmt, title=f"Run {figures.get('run_id', '')}")
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _exact(value: object) -> str:
+    """Return a summary value as exact text: JSON for numbers, booleans and nesting."""
+    import json
+
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def _flow_only(settings: Any, store: Any, speed: float | None, fmt: Format) -> None:

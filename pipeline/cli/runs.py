@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pipeline.cli._common import Format, FormatOption, boundary, render
 from pipeline.cli.run import DEFAULT_RUNS, RunsOption, render_summary
+
+if TYPE_CHECKING:
+    import polars as pl
 
 app = typer.Typer(
     help="List and show backtest runs (runs/<run_id>/).",
@@ -26,7 +29,22 @@ def list_command(runs: RunsOption = DEFAULT_RUNS, fmt: FormatOption = Format.tab
     """
     from pipeline.results import list_runs
 
-    render(list_runs(runs), fmt)
+    found = list_runs(runs)
+    render(found if fmt is not Format.table else _compact(found), fmt)
+
+
+def _compact(found: pl.DataFrame) -> pl.DataFrame:
+    """Return the run list as an 80-column table: the id over two lines, dates stacked."""
+    import polars as pl
+
+    return found.select(
+        pl.col("run_id").str.replace("-", "-\n", literal=True),
+        "name",
+        pl.concat_str("start", "end", separator="\n").alias("dates"),
+        "total_return",
+        "max_drawdown",
+        "trades",
+    )
 
 
 @app.command("show")

@@ -32,14 +32,17 @@ def sql_command(
 ) -> None:
     """Run a SELECT over the store and the catalog's tables.
 
-    Views: bars (every stored bar, with an interval column), bars_1m, bars_1d, ...
-    (one per stored interval), calendar_sessions, and the catalog's tables
-    (history_bars, session_bars, indicators, quality, gaps, ...). With --run RUN_ID the
-    run's orders, fills, trades, positions, equity and sessions fill the catalog's
-    tables of those names, and its full Parquet tables are run_orders, run_fills,
-    run_trades, run_positions, run_equity, run_equity_sessions and run_sessions.
+    Views: bars (every stored bar, with an interval column), bars_1m, bars_1d,
+    ... (one per stored interval), calendar_sessions, and the catalog's tables
+    (history_bars, session_bars, indicators, quality, gaps, ...). With --run
+    RUN_ID the run's orders, fills, trades, positions, equity and sessions fill
+    the catalog's tables of those names, and its full Parquet tables are
+    run_orders, run_fills, run_trades, run_positions, run_equity,
+    run_equity_sessions and run_sessions.
 
-    Example: pipeline sql --run 6c0deb10 "SELECT symbol, sum(pnl) FROM trades GROUP BY ALL"
+    Example: pipeline sql "SELECT symbol, count(*) FROM bars_1m GROUP BY ALL"
+
+    Example: pipeline sql --run 6c0deb10 "SELECT sum(pnl) FROM trades"
     """
     from pipeline.catalog import get_catalog
     from pipeline.queries import attach_store
@@ -76,7 +79,7 @@ def query_command(
     ] = None,
     queries: Annotated[
         Path | None,
-        typer.Option("--queries", help="Folder of saved queries [default: ./queries]."),
+        typer.Option("--queries", help="Folder of saved queries (default: ./queries)."),
     ] = None,
     root: RootOption = None,
     calendar: CalendarOption = "XNYS",

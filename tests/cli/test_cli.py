@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from pipeline import __version__
@@ -230,19 +234,6 @@ def test_sql_cannot_read_files_outside_the_store() -> None:
         assert "disabled by configuration" in result.stderr
 
 
-def test_help_imports_no_heavy_library() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, pipeline.cli; "
-        "print([m for m in ('polars', 'duckdb', 'pandas', 'exchange_calendars', 'pyarrow') "
-        "if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
-
 def test_data_root_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIPELINE_DATA_ROOT", str(SAMPLE))
     result = runner.invoke(app, ["data", "list", "-f", "json"])
@@ -250,18 +241,52 @@ def test_data_root_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert len(json.loads(result.stdout)) == 6
 
 
-def test_every_command_has_help_with_an_example() -> None:
-    for args in (
-        ["data", "import"],
-        ["data", "list"],
-        ["data", "check"],
-        ["data", "sample"],
-        ["sql"],
-        ["query"],
-    ):
-        result = runner.invoke(app, [*args, "--help"])
-        assert result.exit_code == 0, args
-        assert "Example: pipeline" in result.stdout, args
+def command_paths(command: object = None, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Return the argument path of every leaf command: ("data", "list"), ("run",), ..."""
+    command = typer.main.get_command(app) if command is None else command
+    subs = getattr(command, "commands", None)
+    if not subs:
+        return [prefix]
+    return [p for name, sub in subs.items() for p in command_paths(sub, (*prefix, name))]
+
+
+COMMANDS = command_paths()
+# A rich markup tag: "[default: x]" or "[strategy]" would vanish from the rendered help.
+MARKUP = re.compile(r"(?<!\\)\[[a-z#/@][^\[\]]*\]")
+
+
+def test_the_command_groups() -> None:
+    assert {p[0] for p in COMMANDS} >= {"data", "run", "runs", "sql", "query"}
+    assert {p for p in COMMANDS if p[0] in ("data", "runs")} == {
+        ("data", "import"),
+        ("data", "list"),
+        ("data", "check"),
+        ("data", "sample"),
+        ("runs", "list"),
+        ("runs", "show"),
+    }
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example: pipeline" in result.stdout
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_help_text_holds_no_markup_that_would_vanish(path: tuple[str, ...]) -> None:
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    texts = [command.help or "", *(getattr(p, "help", "") or "" for p in command.params)]
+    assert [t for t in texts if MARKUP.search(t)] == []
+
+
+def test_completion_is_offered() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert "--install-completion" in result.stdout
+    assert "--show-completion" in result.stdout
 
 
 def test_run_reports_one_row_per_session(tmp_path: Path) -> None:
@@ -324,3 +349,154 @@ def test_error_naming_a_path_with_a_line_break_is_still_one_line(tmp_path: Path)
     assert result.exit_code == 1
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("error: ")
+
+
+# --- output channels: results on stdout, everything else on stderr ------------------------
+
+
+def import_args(tmp_path: Path, text: str = GOOD_CSV) -> list[str]:
+    src = tmp_path / "XYZ.csv"
+    src.write_text(text)
+    root = tmp_path / "store"
+    return [
+        "data",
+        "import",
+        str(src),
+        "-i",
+        "1m",
+        "--tz",
+        "UTC",
+        "--stamp",
+        "open",
+        "--root",
+        str(root),
+    ]
+
+
+def cheap_commands(tmp_path: Path) -> list[list[str]]:
+    root = ["--root", str(SAMPLE)]
+    return [
+        ["data", "list", *root],
+        ["data", "check", *root],
+        ["data", "check", "--sessions", "--incomplete", *root],
+        ["data", "check", "--gaps", *root],
+        ["data", "sample", "--root", str(tmp_path / "sample")],
+        ["sql", "SELECT symbol, count(*) AS n FROM bars GROUP BY ALL ORDER BY 1", *root],
+        ["query"],
+        ["query", "gaps", "-p", "interval=1m", "-p", "symbol=BOLT", *root],
+    ]
+
+
+def parse_csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_json_and_csv_results_parse_and_agree(index: int, tmp_path: Path) -> None:
+    args = cheap_commands(tmp_path)[index]
+    as_json = runner.invoke(app, ["-v", *args, "-f", "json"])
+    assert as_json.exit_code == 0, as_json.stderr
+    rows = json.loads(as_json.stdout)
+    as_csv = runner.invoke(app, ["-v", *args, "-f", "csv"])
+    assert as_csv.exit_code == 0, as_csv.stderr
+    table = parse_csv(as_csv.stdout)
+    assert len(table) == len(rows) > 0
+    assert list(table[0]) == list(rows[0])
+
+
+def test_import_json_is_one_object_with_the_skipped_rows(tmp_path: Path) -> None:
+    bad = GOOD_CSV.replace("10.4,10.1", "10.0,10.1")  # row 3: high < low
+    args = [*import_args(tmp_path, bad), "--skip-invalid"]
+    result = runner.invoke(app, [*args, "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["rows_read"], report["rows_written"], report["symbols"]) == (3, 2, "XYZ")
+    assert [(r["row"], r["rule"]) for r in report["rejected"]] == [(3, "ohlc_order")]
+    again = runner.invoke(app, [*args, "-f", "csv"])
+    [row] = parse_csv(again.stdout)
+    assert (row["rows_read"], row["rows_skipped"]) == ("3", "1")
+
+
+def test_quiet_prints_nothing_on_stderr(tmp_path: Path) -> None:
+    bad = GOOD_CSV.replace("10.4,10.1", "10.0,10.1")
+    for args in [
+        *cheap_commands(tmp_path),
+        ["sql", "SELECT 1 AS x WHERE false"],  # "(no rows)" without -q
+        [*import_args(tmp_path, bad), "--skip-invalid"],  # a warning without -q
+    ]:
+        result = runner.invoke(app, ["-q", *args])
+        assert result.exit_code == 0, (args, result.stderr)
+        assert result.stderr == "", args
+        assert result.stdout, args
+
+
+def test_notes_go_to_stderr_not_stdout() -> None:
+    result = runner.invoke(app, ["sql", "SELECT 1 AS x WHERE false", "-f", "json"])
+    assert json.loads(result.stdout) == []
+    assert result.stderr == ""  # JSON says it is empty; the table adds a note
+    table = runner.invoke(app, ["sql", "SELECT 1 AS x WHERE false"])
+    assert table.stderr.strip()
+    assert "x" in table.stdout
+
+
+def test_progress_is_off_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    result = runner.invoke(app, import_args(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_draws_in_a_terminal_unless_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.cli import _common
+
+    screen = Terminal()
+    monkeypatch.setattr("sys.stderr", screen)
+    _common.setup_logging(0, quiet=True)
+    with _common.progress("Importing") as advance:
+        advance(1, 2)
+    assert screen.getvalue() == ""
+    _common.setup_logging(0, quiet=False)
+    with _common.progress("Importing [x]") as advance:
+        advance(1, 2)
+    assert "Importing [x]" in screen.getvalue()  # the label is text, not markup
+
+
+def test_table_cells_are_text_not_markup() -> None:
+    result = runner.invoke(app, ["sql", "SELECT '[bold]x[/bold]' AS a, '[/oops]' AS b"])
+    assert result.exit_code == 0, result.stderr
+    assert "[bold]x[/bold]" in result.stdout
+    assert "[/oops]" in result.stdout
+
+
+def test_csv_writes_nested_values_as_json() -> None:
+    query = "SELECT [1, 2] AS l, {'a': 1} AS s, NULL::INT[] AS e"
+    result = runner.invoke(app, ["sql", query, "-f", "csv"])
+    assert result.exit_code == 0, result.stderr
+    [row] = parse_csv(result.stdout)
+    assert (json.loads(row["l"]), json.loads(row["s"]), row["e"]) == ([1, 2], {"a": 1}, "")
+
+
+def test_data_sample_prints_what_the_store_holds(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["data", "sample", "--root", str(tmp_path), "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert {(r["interval"], r["symbol"]) for r in json.loads(result.stdout)} == {
+        (i, s) for i in ("1m", "1d") for s in ("ACME", "BOLT", "TINY")
+    }
+
+
+def test_a_long_table_stops_after_max_rows_and_says_so() -> None:
+    from pipeline.cli._common import MAX_ROWS
+
+    query = f"SELECT range AS n FROM range({MAX_ROWS + 5})"
+    table = runner.invoke(app, ["sql", query])
+    assert table.exit_code == 0, table.stderr
+    assert "+5 more row(s)" in table.stdout
+    cells = [line.strip() for line in table.stdout.splitlines()]
+    assert str(MAX_ROWS - 1) in cells
+    assert str(MAX_ROWS) not in cells
+    whole = runner.invoke(app, ["sql", query, "-f", "csv"])
+    assert len(parse_csv(whole.stdout)) == MAX_ROWS + 5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import shutil
@@ -151,3 +153,40 @@ def test_a_changed_store_changes_the_run_id(
     config_part = str(figures["run_id"]).split("-")[0]
     assert changed.startswith(config_part + "-")
     assert changed != figures["run_id"]
+
+
+def test_runs_show_as_json_and_csv_is_the_summary(
+    sample_run: tuple[Path, dict[str, object]],
+) -> None:
+    runs, figures = sample_run
+    args = ["runs", "show", str(figures["run_id"]), "--runs", str(runs)]
+    as_json = runner.invoke(app, [*args, "-f", "json"])
+    assert json.loads(as_json.stdout) == figures
+    as_csv = runner.invoke(app, [*args, "-f", "csv"])
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [r["figure"] for r in rows] == list(figures)
+    values = {r["figure"]: r["value"] for r in rows}
+    assert float(values["total_return"]) == figures["total_return"]  # exact, not rounded
+    assert json.loads(values["fill_at_close"]) is False
+    assert json.loads(values["seconds_per_phase"]) == figures["seconds_per_phase"]
+
+
+def test_runs_list_as_csv_has_every_column(sample_run: tuple[Path, dict[str, object]]) -> None:
+    runs, figures = sample_run
+    result = runner.invoke(app, ["runs", "list", "--runs", str(runs), "-f", "csv"])
+    [row] = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert row["run_id"] == figures["run_id"]
+    assert int(row["trades"]) == figures["trades"]
+    assert "written" in row
+
+
+def test_run_prints_only_the_result_on_stdout(tmp_path: Path) -> None:
+    args = ["-v", "run", str(CONFIG), "--root", str(SAMPLE), "--runs", str(tmp_path), "-f", "csv"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert rows[0] == {"figure": "run_id", "value": rows[0]["value"]}
+    assert "SESSION_FLOW" not in result.stdout
+    quiet = runner.invoke(app, ["-q", *args[1:]])
+    assert quiet.exit_code == 0
+    assert quiet.stderr == ""
