@@ -143,13 +143,14 @@ class Engine:
         self._dropped: set[str] = set()
         self._scans: list[pl.DataFrame] = []
         self.steps = 0
+        self._final: dict[str, pl.DataFrame] | None = None  # the results once the run ended
 
     # --- hooks ----------------------------------------------------------------------
 
     def on_session_start(self, day: SessionDay) -> None:
         """Precompute the session table's row codes; call the strategy's hook."""
         table = day.table
-        self._day, self._offset, self._gated = day, 0, None
+        self._day, self._offset, self._gated, self._final = day, 0, None, None
         self._universe = self.catalog.universe or tuple(
             sorted(set(table.get_column("symbol").cast(pl.String).to_list()))
         )
@@ -239,8 +240,9 @@ class Engine:
         self.broker.end_session(day.close)
 
     def on_run_end(self) -> None:
-        """Write the results to the catalog."""
-        self.results()
+        """Write the results to the catalog; keep them for `results`."""
+        self._final = None
+        self._final = self.results()
 
     # --- results --------------------------------------------------------------------
 
@@ -248,8 +250,11 @@ class Engine:
         """Return the broker's record and write it to the catalog's tables.
 
         The returned frames have the broker's columns (`pipeline.broker.ORDERS` ...);
-        the catalog tables keep the columns of `pipeline.schema`.
+        the catalog tables keep the columns of `pipeline.schema`. After the run ends
+        (`on_run_end`) the same frames are returned without building them again.
         """
+        if self._final is not None:
+            return dict(self._final)
         frames = {
             "orders": self.broker.orders(),
             "fills": self.broker.fills(),

@@ -71,20 +71,21 @@ class MovingAverageCross(Strategy):
 
     def on_bars(self, ctx: Context, bars: BarsView) -> None:
         """Update the averages of each new bar of `interval`; trade on a cross."""
-        if self.interval not in bars.intervals:
+        intervals = bars.intervals
+        if self.interval not in intervals:
             return
-        rows = (bars.interval == bars.intervals.index(self.interval)).nonzero()[0]
-        if not rows.size:
-            return
-        closes, codes, universe = bars.close, bars.symbol, bars.universe
-        for i in rows.tolist():
-            name = universe[codes[i]]
+        closes, codes, universe = bars.close.tolist(), bars.symbol.tolist(), bars.universe
+        if len(intervals) > 1:  # keep the rows of our interval
+            rows = (bars.interval == intervals.index(self.interval)).nonzero()[0].tolist()
+            closes, codes = [closes[i] for i in rows], [codes[i] for i in rows]
+        for code, close in zip(codes, closes, strict=True):
+            name = universe[code]
             if self.symbol is not None and name != self.symbol:
                 continue
             averages = self._averages.get(name)
             if averages is None:
                 averages = self._averages[name] = _Averages(self.fast, self.slow)
-            cross = averages.push(float(closes[i]))
+            cross = averages.push(close)
             if cross > 0:
                 ctx.target_percent(name, self.percent)
             elif cross < 0 and ctx.position(name) > 0:
