@@ -187,19 +187,28 @@ class StepPlan:
     value_ends: list[int]
     frame: pl.DataFrame
     values: pl.DataFrame
+    #: The tables a step changes: with new indicator values, and without.
+    dirty: frozenset[str] = frozenset()
+    dirty_bars: frozenset[str] = frozenset()
 
 
-def plan_steps(bars: SessionTable, values: SessionTable) -> StepPlan:
-    """Return the `StepPlan` of the unrevealed rows of `bars` (and of `values` with them)."""
+def plan_steps(bars: SessionTable, values: SessionTable, dirty: Iterable[str] = ()) -> StepPlan:
+    """Return the `StepPlan` of the unrevealed rows of `bars` (and of `values` with them).
+
+    `dirty` names the tables every step changes besides the session's own two.
+    """
     times = bars.times[bars.cursor :]
+    marks = frozenset(("session_bars", *dirty))
     if not times.size:
-        return StepPlan([], [], [], bars.frame, values.frame)
+        return StepPlan([], [], [], bars.frame, values.frame, marks | {"indicators"}, marks)
     change = np.flatnonzero(times[1:] != times[:-1]) + 1
     firsts = times[np.concatenate(([0], change))]
     ends = (np.append(change, times.size) + bars.cursor).tolist()
     value_ends = np.searchsorted(values.times, firsts, side="right").tolist()
     clocks = [EPOCH + dt.timedelta(microseconds=t) for t in firsts.tolist()]
-    return StepPlan(clocks, ends, value_ends, bars.frame, values.frame)
+    return StepPlan(
+        clocks, ends, value_ends, bars.frame, values.frame, marks | {"indicators"}, marks
+    )
 
 
 class SessionTable:

@@ -146,7 +146,11 @@ class Broker:
     @property
     def equity_value(self) -> float:
         """Cash plus every position marked at its symbol's last close."""
-        return self._cash + sum(q * self._close[s] for s, q in self._qty.items() if q)
+        held, close = 0.0, self._close
+        for symbol, qty in self._qty.items():
+            if qty:
+                held += qty * close[symbol]
+        return self._cash + held
 
     def position(self, symbol: str) -> float:
         """Return the signed quantity held in `symbol` (0 when flat)."""

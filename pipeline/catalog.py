@@ -277,7 +277,8 @@ class Catalog:
         One NumPy pass over the session's times, so that `advance` costs O(1) a step.
         """
         with self._lock:
-            return _t.plan_steps(self._session, self._session_ind)
+            quality = (QUALITY,) if self._quality_source is not None else ()
+            return _t.plan_steps(self._session, self._session_ind, quality)
 
     def advance(self, plan: _t.StepPlan, k: int) -> tuple[int, int, int, int]:
         """Reveal step `k` of `plan` (from `steps`): move the cursors and the clock.
@@ -292,15 +293,13 @@ class Catalog:
                 raise ValueError("The step plan is of another session: call steps() again.")
             if bars.clock is not None and clock < bars.clock:
                 raise ValueError(f"advance to {clock} goes back before the clock ({bars.clock}).")
-            start, vstart = bars.cursor, values.cursor
-            bars.cursor, bars.clock = max(start, plan.ends[k]), clock
-            values.cursor, values.clock = max(vstart, plan.value_ends[k]), clock
-            self._dirty.add(SESSION)
-            if values.cursor > vstart:
-                self._dirty.add(INDICATORS)
-            if self._quality_source is not None:
-                self._dirty.add(QUALITY)
-            return start, bars.cursor, vstart, values.cursor
+            start, stop = bars.cursor, plan.ends[k]
+            vstart, vstop = values.cursor, plan.value_ends[k]
+            stop, vstop = max(start, stop), max(vstart, vstop)
+            bars.cursor, bars.clock = stop, clock
+            values.cursor, values.clock = vstop, clock
+            self._dirty.update(plan.dirty if vstop > vstart else plan.dirty_bars)
+            return start, stop, vstart, vstop
 
     def next_time(self) -> dt.datetime | None:
         """Return the next unrevealed ``available_at``; None when the session is done."""

@@ -158,7 +158,9 @@ class BarsView:
         keep: npt.NDArray[np.intp] | None = None,
     ) -> BarsView:
         """Return the view of session rows ``[start, stop)`` (only the `keep` ones of those)."""
-        view = cls(universe=source.universe, intervals=source.intervals)
+        view = cls.__new__(cls)  # no __init__: this runs once per step
+        view._df = view._scodes = view._icodes = None
+        view._universe, view._intervals, view._cache = source.universe, source.intervals, {}
         view._src, view._lo, view._hi, view._keep = source, start, stop, keep
         return view
 

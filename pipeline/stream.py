@@ -75,7 +75,8 @@ class Step:
         value_rows: tuple[int, int],
     ) -> Step:
         """Return the step of rows ``[rows)`` of `frame` and ``[value_rows)`` of `values`."""
-        step = cls(clock)
+        step = cls.__new__(cls)  # no __init__: this runs once per step
+        step.clock, step._bars, step._values = clock, None, None
         step._frame, step._vframe = frame, values
         step.start, step.size = rows[0], rows[1] - rows[0]
         step._istart, step.n_values = value_rows[0], value_rows[1] - value_rows[0]
