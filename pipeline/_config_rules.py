@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import math
 import re
+import reprlib
 import tomllib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
@@ -26,6 +27,8 @@ from pipeline.store import validate_symbol
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOML_AT = re.compile(r"^(.*?)\s*\(at (line \d+), (column \d+)\)$")
+_INT64 = range(-(2**63), 2**63)  # TOML's integers
+_MAX_DEPTH = 32  # lists and tables inside each other in strategy, broker and scanner params
 _KINDS: tuple[tuple[type | Any, str], ...] = (
     (int, "integer"), (float, "float"), (str, "string"), (dt.datetime, "datetime"),
     (dt.date, "date"), (dt.time, "time"), (Mapping, "table"), (list | tuple, "list"),
@@ -41,8 +44,12 @@ class Problem:
     fix: str = ""
 
     def render(self, source: str) -> str:
-        """Return the problem as ``config 'x.toml': <path> <problem>; <fix>``."""
-        where = f"{self.path} " if self.path else ""
+        """Return the problem as ``config 'x.toml': <path> <problem>; <fix>``, on one line.
+
+        Keys come from the file as written: line breaks and other unprintable characters
+        in the path are shown escaped (``a\\nb``).
+        """
+        where = f"{printable(self.path)} " if self.path else ""
         fix = f"; {self.fix}" if self.fix else ""
         return f"config {source!r}: {where}{self.problem}{fix}"
 
@@ -172,6 +179,26 @@ class Table:
         return {}
 
 
+class _Shown(reprlib.Repr):
+    """`repr` cut to a few levels and items; safe on huge integers and deep nesting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxstring, self.maxother = 3, 60, 60
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() <= 128:
+            return super().repr_int(x, level)
+        return f"<{'-' if x < 0 else ''}{_digits(x)} digits>"  # repr() refuses > 4300 digits
+
+
+_SHOWN = _Shown()
+
+
+def _digits(value: int) -> str:
+    return f"about {int(abs(value).bit_length() * math.log10(2)) + 1}"
+
+
 def describe(value: Any) -> str:
     """Return a short description of a found value with its type, e.g. ``integer 3``."""
     if value is None:
@@ -179,8 +206,17 @@ def describe(value: Any) -> str:
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     kind = next((name for cls, name in _KINDS if isinstance(value, cls)), type(value).__name__)
-    text = value.isoformat() if isinstance(value, dt.date | dt.time) else repr(value)
+    if isinstance(value, int) and value not in _INT64:
+        return f"{kind} of {_digits(value)} digits{' (negative)' if value < 0 else ''}"
+    text = value.isoformat() if isinstance(value, dt.date | dt.time) else _SHOWN.repr(value)
     return f"{kind} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def printable(text: str) -> str:
+    """Return `text` with line breaks and other unprintable characters escaped (``\\n``)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def reason(exc: PipelineError) -> str:
@@ -197,8 +233,8 @@ def join(path: str, key: str | int) -> str:
 
 
 def is_whole(value: Any) -> bool:
-    """True for an integer that is not a boolean."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    """True for an integer that is not a boolean and fits in 64 bits, as TOML's do."""
+    return isinstance(value, int) and not isinstance(value, bool) and value in _INT64
 
 
 def is_number(value: Any) -> bool:
@@ -309,22 +345,27 @@ def subset(
     return tuple(v for _, v in found if v)
 
 
-def freeze(value: Any, path: str, problems: list[Problem]) -> Any:
+def freeze(value: Any, path: str, problems: list[Problem], depth: int = 0) -> Any:
     """Return `value` deeply immutable: tables as `MappingProxyType`, lists as tuples.
 
-    Leaves must be TOML or JSON values with a JSON form: string, finite number,
-    boolean, date, time or null.
+    Leaves must be TOML or JSON values with a JSON form: string, finite number (integers
+    of 64 bits), boolean, date, time or null. Nesting stops at 32 levels.
     """
+    if isinstance(value, Mapping | list | tuple) and depth >= _MAX_DEPTH:
+        fix = "flatten it"
+        problems.append(Problem(path, f"nests lists or tables deeper than {_MAX_DEPTH}", fix))
+        return None
     if isinstance(value, Mapping):
         frozen: dict[str, Any] = {}
         for key, item in value.items():
             if isinstance(key, str):
-                frozen[key] = freeze(item, join(path, key), problems)
+                frozen[key] = freeze(item, join(path, key), problems, depth + 1)
             else:
                 problems.append(Problem(path, f"has a key that is not a name: {describe(key)}"))
         return MappingProxyType(frozen)
     if isinstance(value, list | tuple):
-        return tuple(freeze(item, join(path, i), problems) for i, item in enumerate(value))
+        items = enumerate(value)
+        return tuple(freeze(item, join(path, i), problems, depth + 1) for i, item in items)
     if value is None or is_number(value) or isinstance(value, str | bool | dt.date | dt.time):
         return value
     problems.append(Problem(path, f"must be a TOML or JSON value, found {describe(value)}"))
@@ -384,6 +425,8 @@ def _parse_toml(text: str, source: str) -> Any:
             f"config {source!r}{where}: {what[:1].lower() + what[1:]}; fix the TOML syntax "
             '(strings in quotes, dates as 2024-07-02, lists as ["a", "b"])'
         ) from None
+    except (RecursionError, ValueError) as exc:
+        raise _unreadable(source, exc) from None
 
 
 def _parse_json(text: str, source: str) -> Any:
@@ -396,6 +439,17 @@ def _parse_json(text: str, source: str) -> Any:
             f"{exc.msg[:1].lower() + exc.msg[1:]}; fix the JSON syntax "
             "(double-quoted keys and strings, no trailing commas)"
         ) from None
+    except (RecursionError, ValueError) as exc:
+        raise _unreadable(source, exc) from None
+
+
+def _unreadable(source: str, exc: RecursionError | ValueError) -> ConfigError:
+    """The error for text the parser gave up on: lists nested too deep, a number too long."""
+    if isinstance(exc, RecursionError):
+        what = "nests lists or tables too deeply to read; flatten it"
+    else:
+        what = "holds a number too long to read; write numbers that fit in 64 bits"
+    return ConfigError(f"config {source!r} {what}")
 
 
 def _json_object(pairs: list[tuple[str, Any]], source: str) -> dict[str, Any]:

@@ -309,8 +309,8 @@ class Store:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
                 raise StoreError(
-                    f"Another import is writing to the store at '{self.root}'. Wait for it to "
-                    "finish and run this one again."
+                    f"Another import is writing to the store at '{self.root}': it holds the "
+                    f"lock '{self.root / '.lock'}'. Wait for it to finish and run this one again."
                 ) from exc
             yield
         finally:

@@ -176,7 +176,7 @@ json_values = st.recursive(
     st.one_of(
         st.none(),
         st.booleans(),
-        st.integers(),
+        st.integers(-(2**63), 2**63 - 1),  # TOML's integers are 64-bit
         st.floats(allow_nan=False, allow_infinity=False),
         st.text(max_size=5),
     ),
