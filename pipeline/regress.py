@@ -12,15 +12,19 @@ with a ``[strategy]``) and its golden results, written by `update`:
 
 Relative paths in a case's config (``data_root``, a strategy given as
 ``path/to/file.py:Class``) start at `workdir`, the repository root for
-``pipeline regress``, so a case also runs as it is with ``pipeline run``.
+``pipeline regress``, so a case also runs as it is with ``pipeline run``. A case must
+name its ``data_root``: the goldens pin the bars they were written from (the run id in
+the summary holds their digest), so neither ``--root`` nor ``$PIPELINE_DATA_ROOT``
+applies to a case.
 
 Steps:
 
 1. `load_cases`: find the cases (`discover`) and validate their configs;
 2. `rerun`: run a case the way ``pipeline run`` does (`engine.backtest`, `results.run_id`,
    `results.summary`), in a fresh catalog: an `Outcome`;
-3. `compare`: diff an outcome with the goldens (a `CaseDiff`): floats to 1e-9 relative,
-   integers, strings, booleans and timestamps exactly, timings never;
+3. `compare`: diff an outcome with the goldens (a `CaseDiff`, from `diff_table` and
+   `diff_summary` in `pipeline._regress_diff`): floats to 1e-9 relative, integers,
+   strings, booleans and timestamps exactly, timings never;
 4. `write_goldens`: write an outcome as the goldens, byte for byte the same for the same
    results; `update` reruns, compares with the old goldens and rewrites them.
 
@@ -37,7 +41,6 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +51,16 @@ from typing import Any
 import polars as pl
 
 from pipeline import calendar, results, schema
+from pipeline._regress_diff import (
+    REL_TOL,
+    TIMING_FIELDS,
+    CaseDiff,
+    Change,
+    RowChange,
+    TableDiff,
+    diff_summary,
+    diff_table,
+)
 from pipeline.catalog import Catalog
 from pipeline.config import RunConfig, load_config
 from pipeline.engine import backtest, strategy_from_config
@@ -73,11 +86,6 @@ KEYS: Mapping[str, tuple[str, ...]] = {
     "quality": ("symbol", "interval", "session"),
 }
 GOLDEN_FILES = (*(f"{name}.parquet" for name in KEYS), SUMMARY_FILE)
-#: Summary figures that measure time: left out of the goldens and never compared.
-TIMING_FIELDS = frozenset({"seconds", "seconds_per_phase"})
-#: Relative tolerance of float comparisons.
-REL_TOL = 1e-9
-_NTH = "occurrence"  # numbers rows that share a key, in table order
 Progress = Callable[[int, int], None]
 
 
@@ -139,7 +147,20 @@ def _load_case(path: Path) -> Case:
             f"Regression case '{path.name}' has no [strategy] in {path / CONFIG_FILE}; add one, "
             'e.g. [strategy] class = "pipeline.strategies:MovingAverageCross".'
         )
-    return Case(path.name, path, config)
+    case = Case(path.name, path, config)
+    _data_root(case)
+    return case
+
+
+def _data_root(case: Case) -> str:
+    """Return the case's ``data_root``; a case must name the store its goldens came from."""
+    if not case.config.data_root:
+        raise ConfigError(
+            f"Regression case '{case.name}' names no data_root in {case.path / CONFIG_FILE}: "
+            'its goldens hold the digest of the bars they came from. Add e.g. data_root = "data" '
+            "(relative to the repository root)."
+        )
+    return case.config.data_root
 
 
 # --- rerunning ----------------------------------------------------------------------
@@ -181,7 +202,7 @@ def rerun(case: Case, workdir: Path) -> Outcome:
 
 
 def _store(case: Case, workdir: Path) -> Store:
-    root = workdir / (case.config.data_root or "data")
+    root = workdir / _data_root(case)
     if not (root / "bars").is_dir():
         raise DataNotFoundError(
             f"Regression case '{case.name}': no bar store at '{root}' (data_root "
@@ -241,101 +262,6 @@ class _QualityAtClose:
 # --- comparing ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Change:
-    """One value that differs: `name` (a column or a summary figure), its `old` and `new`."""
-
-    name: str
-    old: Any
-    new: Any
-
-    @property
-    def delta(self) -> float | None:
-        """``new - old`` when both are numbers, else None."""
-        if _is_number(self.old) and _is_number(self.new):
-            return float(self.new - self.old)
-        return None
-
-
-@dataclass(frozen=True)
-class RowChange:
-    """A row found in the goldens and the rerun under the same `key`, with its changes."""
-
-    key: Mapping[str, Any]
-    changes: tuple[Change, ...]
-
-
-@dataclass(frozen=True)
-class TableDiff:
-    """How a rerun's table differs from its golden, rows matched by `key`.
-
-    `appeared` rows are only in the rerun, `vanished` rows only in the golden; rows that
-    share a key are matched in table order (`occurrence` numbers them). `columns` notes
-    columns that appeared, vanished or changed type (those are not compared).
-    """
-
-    table: str
-    key: tuple[str, ...]
-    appeared: tuple[Mapping[str, Any], ...] = ()
-    vanished: tuple[Mapping[str, Any], ...] = ()
-    changed: tuple[RowChange, ...] = ()
-    columns: tuple[str, ...] = ()
-
-    @property
-    def empty(self) -> bool:
-        """True when the tables agree."""
-        return not (self.appeared or self.vanished or self.changed or self.columns)
-
-
-@dataclass(frozen=True)
-class CaseDiff:
-    """A case's result: golden files missing, summary figures changed, table differences."""
-
-    case: str
-    path: Path
-    missing: tuple[str, ...] = ()
-    summary: tuple[Change, ...] = ()
-    tables: tuple[TableDiff, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        """True when the rerun equals the goldens."""
-        return not (self.missing or self.summary or self.tables)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the diff as JSON-ready data (timestamps as ISO strings)."""
-        return {
-            "case": self.case,
-            "path": str(self.path),
-            "ok": self.ok,
-            "missing": list(self.missing),
-            "summary": [_change_dict(c) for c in self.summary],
-            "tables": {t.table: _table_dict(t) for t in self.tables},
-        }
-
-    def describe(self, limit: int = 20) -> str:
-        """Return the diff as readable text: ``ok  name``, or what changed (`limit` rows each)."""
-        if self.ok:
-            return f"ok    {self.case}"
-        return "\n".join([f"FAIL  {self.case} ({self.path})", *self.lines(limit)])
-
-    def lines(self, limit: int = 20) -> list[str]:
-        """Return the differences as indented lines of text (`limit` rows per table)."""
-        lines = []
-        if self.missing:
-            lines.append(
-                f"  no golden {', '.join(self.missing)}: check the run, then write them with "
-                f"pipeline regress {self.case} --update"
-            )
-        if self.summary:
-            lines.append(f"  summary: {len(self.summary)} figures changed")
-            width = max(len(c.name) for c in self.summary)
-            lines += [f"    {c.name:<{width}}  {_arrow(c)}" for c in self.summary]
-        for table in self.tables:
-            lines += _describe_table(table, limit)
-        return lines
-
-
 def compare(outcome: Outcome) -> CaseDiff:
     """Return how `outcome` differs from its case's goldens (missing goldens included).
 
@@ -366,108 +292,6 @@ def _compare(outcome: Outcome, *, lenient: bool) -> CaseDiff:
             tables += [] if diff.empty else [diff]
     summary = diff_summary(golden[SUMMARY_FILE], outcome.summary) if SUMMARY_FILE in golden else ()
     return CaseDiff(case.name, case.path, tuple(missing), summary, tuple(tables))
-
-
-def diff_summary(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Change, ...]:
-    """Return the summary figures that differ (timings left out), by name."""
-    names = sorted((set(old) | set(new)) - TIMING_FIELDS)
-    return tuple(
-        Change(n, old.get(n), new.get(n))
-        for n in names
-        if (n in old) != (n in new) or not _same(old[n], new[n])
-    )
-
-
-def diff_table(name: str, old: pl.DataFrame, new: pl.DataFrame, key: Sequence[str]) -> TableDiff:
-    """Match the rows of `old` and `new` by `key` and return what appeared, vanished, changed."""
-    key = tuple(key)
-    notes = _column_notes(old.schema, new.schema)
-    if any(k not in old.schema or old.schema[k] != new.schema.get(k) for k in key):
-        notes.append(f"key columns {', '.join(key)} differ: rows cannot be matched")
-        return TableDiff(name, key, tuple(new.to_dicts()), tuple(old.to_dicts()), (), tuple(notes))
-    pairs = _numbered(old, key, "_old").join(
-        _numbered(new, key, "_new"),
-        on=[*key, _NTH],
-        how="full",
-        coalesce=True,
-        maintain_order="left_right",
-    )
-    vanished = old[pairs.filter(pl.col("_new").is_null()).get_column("_old")]
-    appeared = new[pairs.filter(pl.col("_old").is_null()).get_column("_new")]
-    matched = pairs.drop_nulls(["_old", "_new"])
-    shared = [c for c in old.columns if c not in key and old.schema[c] == new.schema.get(c)]
-    changed = _changed_rows(matched, old, new, key, shared)
-    return TableDiff(
-        name, key, tuple(appeared.to_dicts()), tuple(vanished.to_dicts()), changed, tuple(notes)
-    )
-
-
-def _numbered(frame: pl.DataFrame, key: tuple[str, ...], index: str) -> pl.DataFrame:
-    """Return the key columns, the row number `index` and the occurrence of each key."""
-    return (
-        frame.select(key)
-        .with_row_index(index)
-        .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over(key).alias(_NTH))
-    )
-
-
-def _changed_rows(
-    matched: pl.DataFrame,
-    old: pl.DataFrame,
-    new: pl.DataFrame,
-    key: tuple[str, ...],
-    shared: list[str],
-) -> tuple[RowChange, ...]:
-    """Return the matched rows where a shared column differs (floats within `REL_TOL`)."""
-    if not shared or matched.is_empty():
-        return ()
-    a = old[matched.get_column("_old")].select(shared)
-    b = new[matched.get_column("_new")].select(shared)
-    both = pl.concat([a, b.rename(lambda c: f"{c}\x00new")], how="horizontal")
-    flags = both.select(_differs(c, old.schema[c]) for c in shared)
-    rows = flags.select(pl.any_horizontal(pl.all())).to_series().arg_true()
-    keyed = matched.select(*key, _NTH)
-    out = []
-    for i in rows.to_list():  # only the rows that differ
-        keys = dict(zip(keyed.columns, keyed.row(i), strict=True))
-        if not keys[_NTH]:
-            del keys[_NTH]
-        changes = tuple(Change(c, a[c][i], b[c][i]) for c in shared if flags[c][i])
-        out.append(RowChange(keys, changes))
-    return tuple(out)
-
-
-def _differs(column: str, dtype: pl.DataType) -> pl.Expr:
-    """Return whether the old and new values of `column` differ: floats within `REL_TOL`."""
-    a, b = pl.col(column), pl.col(f"{column}\x00new")
-    if not dtype.is_float():
-        return a.ne_missing(b).alias(column)
-    close = (a - b).abs() <= REL_TOL * pl.max_horizontal(a.abs(), b.abs())
-    same = ((a == b) | close | (a.is_nan() & b.is_nan())).fill_null(False)
-    return (~same & ~(a.is_null() & b.is_null())).alias(column)
-
-
-def _column_notes(old: pl.Schema, new: pl.Schema) -> list[str]:
-    notes = [f"column {c!r} vanished" for c in old if c not in new]
-    notes += [f"column {c!r} appeared" for c in new if c not in old]
-    notes += [
-        f"column {c!r} was {old[c]}, is {new[c]}" for c in old if c in new and old[c] != new[c]
-    ]
-    return notes
-
-
-def _same(old: Any, new: Any) -> bool:
-    if _is_number(old) and _is_number(new):
-        if isinstance(old, int) and isinstance(new, int):
-            return bool(old == new)
-        if math.isnan(old) and math.isnan(new):
-            return True
-        return math.isclose(old, new, rel_tol=REL_TOL, abs_tol=0.0)
-    return type(old) is type(new) and bool(old == new)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # --- the goldens --------------------------------------------------------------------
@@ -574,101 +398,3 @@ def update_all(
     for outcome in outcomes:
         write_goldens(outcome)
     return diffs
-
-
-# --- rendering helpers --------------------------------------------------------------
-
-
-def _describe_table(table: TableDiff, limit: int) -> list[str]:
-    counts = [
-        f"{len(rows)} {label}"
-        for rows, label in (
-            (table.appeared, "appeared"),
-            (table.vanished, "vanished"),
-            (table.changed, "changed"),
-        )
-        if rows
-    ]
-    head = ", ".join(counts + list(table.columns))
-    lines = [f"  {table.table}: {head} (rows matched by {', '.join(table.key)})"]
-    items = [f"    + {_row_text(r, table.key)}" for r in table.appeared]
-    items += [f"    - {_row_text(r, table.key)}" for r in table.vanished]
-    items += [
-        f"    ~ {_key_text(r.key)}: " + ", ".join(f"{c.name} {_arrow(c)}" for c in r.changes)
-        for r in table.changed
-    ]
-    lines += items[:limit]
-    if len(items) > limit:
-        lines.append(f"    ... and {len(items) - limit} more (--format json shows all)")
-    return lines
-
-
-def _row_text(row: Mapping[str, Any], key: tuple[str, ...]) -> str:
-    rest = ", ".join(f"{k}={_show(v)}" for k, v in row.items() if k not in key)
-    return f"{_key_text({k: row[k] for k in key})}: {rest}"
-
-
-def _key_text(key: Mapping[str, Any]) -> str:
-    parts = (
-        f"#{v + 1}" if k == _NTH else v if isinstance(v, str) else _show(v) for k, v in key.items()
-    )
-    return " ".join(parts)
-
-
-def _arrow(change: Change) -> str:
-    text = f"{_show(change.old)} -> {_show(change.new)}"
-    delta = change.delta
-    if delta is not None:
-        text += f" ({delta:+.6g})"
-    elif isinstance(change.old, dt.datetime) and isinstance(change.new, dt.datetime):
-        moved = change.new - change.old
-        text += f" ({'-' if moved < dt.timedelta(0) else '+'}{abs(moved)})"
-    return text
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return f"{value:.10g}"
-    if isinstance(value, dt.datetime):
-        fraction = ".%f" if value.microsecond else ""
-        return value.strftime(f"%Y-%m-%d %H:%M:%S{fraction}{'Z' if value.tzinfo else ''}")
-    if isinstance(value, str):
-        return repr(value)
-    return str(value)
-
-
-def _plain(value: Any) -> Any:
-    """Return `value` as JSON-ready data."""
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _change_dict(change: Change) -> dict[str, Any]:
-    return {
-        "name": change.name,
-        "old": _plain(change.old),
-        "new": _plain(change.new),
-        "delta": change.delta,
-    }
-
-
-def _table_dict(table: TableDiff) -> dict[str, Any]:
-    return {
-        "key": list(table.key),
-        "columns": list(table.columns),
-        "appeared": [_plain(r) for r in table.appeared],
-        "vanished": [_plain(r) for r in table.vanished],
-        "changed": [
-            {"key": _plain(r.key), "changes": [_change_dict(c) for c in r.changes]}
-            for r in table.changed
-        ],
-    }

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipeline.cli._common import boundary, progress
+from pipeline.cli._common import WIDTH, Format, boundary, note, progress, render
 
 if TYPE_CHECKING:
     from pipeline.regress import CaseDiff
 
 DEFAULT_CASES = Path("tests/regression/cases")
-
-
-class DiffFormat(StrEnum):
-    """How the per-case results are printed."""
-
-    table = "table"
-    json = "json"
 
 
 @boundary
@@ -42,8 +35,13 @@ def regress_command(
         Path, typer.Option("--cases", help="Folder of regression cases.", show_default=True)
     ] = DEFAULT_CASES,
     fmt: Annotated[
-        DiffFormat, typer.Option("--format", "-f", help="Print the results as text or JSON.")
-    ] = DiffFormat.table,
+        Format,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Print the differences as text (table), every one as JSON, or counts as CSV.",
+        ),
+    ] = Format.table,
 ) -> None:
     """Rerun regression backtests and compare them with their golden results.
 
@@ -56,8 +54,16 @@ def regress_command(
     vanished or changed; summary figures with old, new and delta); exit code 1
     on any difference.
 
-    Relative paths in the configs start at the working directory: run it from
-    the repository root.
+    --format csv prints one row per case with the columns case, ok,
+    trades_appeared, trades_vanished, trades_changed, figures_changed (summary
+    figures), tables_changed (golden tables that differ, trades included) and
+    goldens_missing (golden files not found); with --update they count what
+    the rewrite changed.
+
+    Each case reads the bar store its config names in data_root (required):
+    the goldens pin the bars they came from, so --root and $PIPELINE_DATA_ROOT
+    do not apply. Relative paths in the configs start at the working
+    directory: run it from the repository root.
 
     --update reruns the cases, then rewrites their goldens (only once every case
     has run) and prints what changed: review it with git diff before committing.
@@ -75,42 +81,41 @@ def regress_command(
         run = regress.update_all if update else regress.check_all
         diffs = run(selected, workdir, progress=advance)
     _render(diffs, fmt, update=update)
+    _conclude(diffs, update=update)
     if not update and not all(d.ok for d in diffs):
         raise typer.Exit(1)
 
 
-def _render(diffs: list[CaseDiff], fmt: DiffFormat, *, update: bool) -> None:
-    import json
+def _render(diffs: list[CaseDiff], fmt: Format, *, update: bool) -> None:
+    """Print the diffs: JSON with every difference, CSV counts, or text fitted to the width."""
+    if fmt is Format.json:
+        import json
 
-    if fmt is DiffFormat.json:
         data = {
             "ok": all(d.ok for d in diffs),
             "updated": update,
             "cases": [d.to_dict() for d in diffs],
         }
         sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
-        return
-    for diff in diffs:
-        typer.echo(_updated(diff) if update else diff.describe())
+    elif fmt is Format.csv:
+        import polars as pl
+
+        render(pl.DataFrame([d.to_row() for d in diffs]), fmt)
+    else:
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else WIDTH
+        for diff in diffs:
+            typer.echo(diff.describe(width=width, update=update))
+
+
+def _conclude(diffs: list[CaseDiff], *, update: bool) -> None:
+    """Say on stderr what the run came to (unless -q)."""
     failed = sum(not d.ok for d in diffs)
     if update:
-        typer.echo(f"Rewrote the goldens of {_cases(len(diffs))}; review: git diff.", err=True)
+        note(f"Rewrote the goldens of {_cases(len(diffs))}; review: git diff.")
     elif failed:
-        typer.echo(f"{failed} of {_cases(len(diffs))} differ from their goldens.", err=True)
+        note(f"{failed} of {_cases(len(diffs))} differ from their goldens.")
     else:
-        typer.echo(f"All {_cases(len(diffs))} match their goldens.", err=True)
-
-
-def _updated(diff: CaseDiff) -> str:
-    """Return what `--update` did to a case: nothing changed, or what changed."""
-    import dataclasses
-
-    if diff.ok:
-        return f"same  {diff.case}"
-    head = f"updated {diff.case} ({diff.path})"
-    if diff.missing:
-        head += f": wrote {', '.join(diff.missing)}"
-    return "\n".join([head, *dataclasses.replace(diff, missing=()).lines()])
+        note(f"All {_cases(len(diffs))} match their goldens.")
 
 
 def _cases(n: int) -> str:

@@ -12,6 +12,7 @@ from pipeline.cli._common import (
     FormatOption,
     RootOption,
     boundary,
+    note,
     progress,
     render,
     resolve_root,
@@ -111,12 +112,10 @@ def sweep_command(
         )
     if out is not None:
         sweep.write_table(table, out)
-        typer.echo(f"Wrote {out}", err=True)
+        note(f"Wrote {out}")
     failed = table.num_rows - table["error"].null_count
     if failed:
-        typer.echo(
-            f"{failed} of {table.num_rows} combinations failed: see the error column", err=True
-        )
+        note(f"{failed} of {table.num_rows} combinations failed: see the error column")
     _render(table, plan, sort, ascending, fmt)
 
 

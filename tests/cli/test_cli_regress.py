@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -115,3 +117,76 @@ def test_unreadable_golden_is_an_error_that_update_repairs(tmp_path: Path) -> No
     assert repaired.exit_code == 0, repaired.stderr
     assert "trades.parquet (unreadable)" in repaired.stdout
     assert golden.read_bytes() == good
+
+
+def test_csv_gives_one_row_of_counts_per_case(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["regress", "early_close", "--format", "csv"])
+    assert result.exit_code == 0, result.stderr
+    [row] = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert row == {
+        "case": "early_close", "ok": "true", "trades_appeared": "0", "trades_vanished": "0",
+        "trades_changed": "0", "figures_changed": "0", "tables_changed": "0",
+        "goldens_missing": "0",
+    }  # fmt: skip
+    cases = copy_cases(tmp_path, "ma_cross")
+    config = cases / "ma_cross" / "config.toml"
+    config.write_text(config.read_text().replace("fast = 10", "fast = 7"))
+    (cases / "ma_cross" / "summary.json").unlink()
+    failed = runner.invoke(app, ["regress", "--cases", str(cases), "-f", "csv"])
+    assert failed.exit_code == 1
+    [row] = list(csv.DictReader(io.StringIO(failed.stdout)))
+    assert (row["ok"], row["trades_appeared"], row["trades_vanished"]) == ("false", "6", "6")
+    assert (row["figures_changed"], row["goldens_missing"]) == ("0", "1")  # no summary to diff
+    assert int(row["tables_changed"]) >= 3  # trades, fills, orders at least
+
+
+def test_help_documents_the_csv_columns_and_the_data_root() -> None:
+    result = runner.invoke(app, ["regress", "--help"])
+    assert result.exit_code == 0
+    for column in ("trades_appeared", "figures_changed", "goldens_missing", "data_root"):
+        assert column in result.stdout
+
+
+def test_quiet_leaves_stderr_empty(tmp_path: Path) -> None:
+    cases = copy_cases(tmp_path, "early_close")
+    for args in (["regress", "early_close"], ["regress", "--cases", str(cases), "--update"]):
+        loud = runner.invoke(app, args)
+        assert loud.exit_code == 0, loud.stderr
+        assert loud.stderr  # a closing note without -q
+        quiet = runner.invoke(app, ["-q", *args])
+        assert quiet.exit_code == 0
+        assert quiet.stderr == "", args
+        assert quiet.stdout == loud.stdout
+
+
+def test_quiet_failing_run_still_exits_1_with_its_diff(tmp_path: Path) -> None:
+    cases = copy_cases(tmp_path, "early_close")
+    (cases / "early_close" / "summary.json").unlink()
+    result = runner.invoke(app, ["-q", "regress", "--cases", str(cases)])
+    assert result.exit_code == 1
+    assert result.stderr == ""
+    assert result.stdout.startswith("FAIL  early_close")
+
+
+def test_cases_read_their_own_data_root_not_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_DATA_ROOT", str(tmp_path))  # an empty store
+    result = runner.invoke(app, ["regress", "early_close"])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.stdout == "ok    early_close\n"
+    refused = runner.invoke(app, ["regress", "early_close", "--root", str(tmp_path)])
+    assert refused.exit_code == 2  # no such option: a case names its store
+    assert "--root" in refused.stderr
+
+
+def test_case_without_data_root_is_a_one_line_error(tmp_path: Path) -> None:
+    cases = copy_cases(tmp_path, "early_close")
+    config = cases / "early_close" / "config.toml"
+    config.write_text(config.read_text().replace('data_root = "data"\n', ""))
+    result = runner.invoke(app, ["regress", "--cases", str(cases)])
+    assert result.exit_code == 1
+    line = one_line_error(result.stderr)
+    assert "'early_close' names no data_root" in line
+    assert 'data_root = "data"' in line
+    assert result.stdout == ""

@@ -117,3 +117,16 @@ def test_help_shows_an_example() -> None:
     result = runner.invoke(app, ["sweep", "--help"])
     assert result.exit_code == 0
     assert "Example: pipeline sweep" in result.stdout
+
+
+def test_quiet_leaves_stderr_empty_but_still_writes_and_prints(tmp_path: Path) -> None:
+    out = tmp_path / "sweep.csv"
+    args = sweep("-g", f"{FAST}=10,30", "-g", f"{SLOW}=30,60", "-f", "csv", "--out", str(out))
+    result = runner.invoke(app, ["-q", *args])
+    assert result.exit_code == 0
+    assert result.stderr == ""  # no "Wrote ...", no "1 of 4 combinations failed"
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 4
+    assert sum(bool(r["error"]) for r in rows) == 1
+    with out.open(newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from pipeline.cli import app
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data"
 CONFIG = REPO / "configs" / "sample.toml"
+CASES = REPO / "tests" / "regression" / "cases"
 runner = CliRunner()
 
 
@@ -133,6 +135,45 @@ def test_sql_with_long_text_folds() -> None:
 def test_query_list_and_run_fit() -> None:
     table("query")
     table("query", "gaps", "-p", "interval=1m", "--root", str(SAMPLE))
+
+
+def fits(text: str) -> list[str]:
+    """Return the lines of `text`; check that there are some and each fits 80 columns."""
+    lines = text.splitlines()
+    assert lines
+    assert [line for line in lines if len(line) > 80] == []
+    return lines
+
+
+def test_regress_ok_run_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)  # case configs name their store relative to the repository root
+    assert table("regress", "early_close", "ma_cross").splitlines() == [
+        "ok    early_close",
+        "ok    ma_cross",
+    ]
+
+
+def test_regress_failing_run_with_a_diff_fits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cases = tmp_path / "a folder with a long name" / "and another one to pass 80" / "cases"
+    shutil.copytree(CASES / "ma_cross", cases / "ma_cross")
+    config = cases / "ma_cross" / "config.toml"
+    config.write_text(config.read_text().replace("fast = 10", "fast = 7"))
+    (cases / "ma_cross" / "summary.json").unlink()
+    assert len(f"FAIL  ma_cross ({cases / 'ma_cross'})") > 80
+    monkeypatch.chdir(REPO)
+    result = runner.invoke(app, ["regress", "--cases", str(cases)])
+    assert result.exit_code == 1
+    lines = fits(result.stdout)
+    assert lines[0] == "FAIL  ma_cross"
+    assert "  no golden summary.json" in lines
+    assert "trades: 6 appeared, 6 vanished" in result.stdout
+    assert any(line.endswith("pipeline regress ma_cross --update") for line in lines)
+    assert "... and 5 more (--format json shows all)" in result.stdout  # fills cut at 20 rows
+    update = runner.invoke(app, ["regress", "--cases", str(cases), "--update"])
+    assert update.exit_code == 0, update.stderr
+    assert fits(update.stdout)[0] == "updated ma_cross"
 
 
 @pytest.mark.parametrize("path", [(), *command_paths()], ids=lambda p: " ".join(p) or "pipeline")

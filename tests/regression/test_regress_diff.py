@@ -129,3 +129,59 @@ def test_missing_goldens_fail_with_the_update_command(missing: tuple[str, ...]) 
     diff = regress.CaseDiff("demo", Path("x"), missing=missing)
     assert not diff.ok
     assert "pipeline regress demo --update" in diff.describe()
+
+
+def wide_diff() -> regress.CaseDiff:
+    """A failing case with a long path, missing goldens, long rows and long changes."""
+    new = trades(entry_ts=[T[0], T[5], T[0]], pnl=[12.0, -5.0, 2.5], side=["long"] * 3)
+    new = new.with_columns(reason=pl.lit("insufficient cash: order needs 49860.64, cash 1.0"))
+    table = regress.diff_table("trades", trades().with_columns(reason=pl.lit("")), new, KEY)
+    path = Path("/a/folder/with/a/rather/long/name/that/goes/on/and/on/for/ever/cases/demo")
+    summary = (regress.Change("a_figure_with_a_long_name", 0.123456789012, 0.98765432101),)
+    return regress.CaseDiff("demo", path, regress.GOLDEN_FILES, summary, (table,))
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_describe_fits_the_width_and_breaks_between_items(width: int) -> None:
+    lines = wide_diff().describe(width=width).splitlines()
+    assert max(len(line) for line in lines) <= width
+    assert lines[0].startswith("FAIL  demo")
+    assert all(line.startswith("  ") for line in lines[1:])  # continued lines are indented
+    assert any(line.endswith("pipeline regress demo --update") for line in lines)
+    assert sum("exit_ts=2024-07-08 14:03:00Z," in line for line in lines) == 2  # items whole
+
+
+def test_describe_at_80_columns_puts_the_long_path_and_items_on_lines_of_their_own() -> None:
+    lines = wide_diff().describe().splitlines()
+    assert lines[:2] == ["FAIL  demo", f"    ({wide_diff().path})"]
+    assert "  check the run, then write them with: pipeline regress demo --update" in lines
+    assert "    + ACME 2024-07-08 14:05:00Z: exit_ts=2024-07-08 14:03:00Z, pnl=-5," in lines
+    assert "        reason='insufficient cash: order needs 49860.64, cash 1.0'" in lines
+
+
+def test_update_text_says_same_or_what_was_rewritten() -> None:
+    same = regress.CaseDiff("demo", Path("x"))
+    assert same.describe(update=True) == "same  demo"
+    assert same.describe() == "ok    demo"
+    lines = wide_diff().describe(update=True).splitlines()
+    assert lines[:2] == ["updated demo", f"    ({wide_diff().path})"]
+    assert lines[2].startswith("  wrote trades.parquet, fills.parquet,")
+    assert not any("--update" in line for line in lines)  # nothing left to write
+    assert max(len(line) for line in lines) <= 80
+
+
+def test_row_counts_trades_figures_tables_and_missing_goldens() -> None:
+    row = wide_diff().to_row()
+    assert row == {
+        "case": "demo",
+        "ok": False,
+        "trades_appeared": 1,
+        "trades_vanished": 1,
+        "trades_changed": 2,  # pnl and reason of one, reason of the other
+        "figures_changed": 1,
+        "tables_changed": 1,
+        "goldens_missing": len(regress.GOLDEN_FILES),
+    }
+    equity = regress.TableDiff("equity", ("session",), changed=(regress.RowChange({}, ()),))
+    quiet = regress.CaseDiff("x", Path("x"), tables=(equity,)).to_row()
+    assert (quiet["ok"], quiet["trades_changed"], quiet["tables_changed"]) == (False, 0, 1)
