@@ -326,9 +326,13 @@ class Catalog:
             self._dirty.update((SESSION, INDICATORS, QUALITY))
 
     def clear_historical_bars(self) -> None:
-        """Empty `history_bars`."""
+        """Empty `history_bars` and what was computed from it: `quality`, `gaps`, `indicators`.
+
+        Called between sessions, so nothing keeps the previous session's data alive.
+        """
         with self._lock:
-            self._write(HISTORY, self._empty(HISTORY))
+            for name in (HISTORY, QUALITY, "gaps", INDICATORS):
+                self._write(name, self._empty(name))
 
     # -- per-symbol API ----------------------------------------------------------------
 

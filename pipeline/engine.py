@@ -135,7 +135,7 @@ class Engine:
         self._intervals: tuple[str, ...] = ()
         self._scodes: npt.NDArray[Any] = np.zeros(0, dtype=np.int64)
         self._icodes: npt.NDArray[Any] = np.zeros(0, dtype=np.int64)
-        self._rows = BarRows(pl.DataFrame(schema=BAR_ROW_SCHEMA))
+        self._no_rows = self._rows = BarRows(pl.DataFrame(schema=BAR_ROW_SCHEMA))
         self._traded: list[int] = [0]
         self._columns: SessionColumns | None = None
         self._gated: dt.datetime | None = None
@@ -238,6 +238,8 @@ class Engine:
         """Call the strategy's hook; record the positions at the session close."""
         self.strategy.on_session_end(self.ctx)
         self.broker.end_session(day.close)
+        # hold no session data between sessions (it would keep its chunk of bars alive)
+        self._day, self._columns, self._rows = None, None, self._no_rows
 
     def on_run_end(self) -> None:
         """Write the results to the catalog; keep them for `results`."""

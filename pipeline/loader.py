@@ -25,11 +25,11 @@ from pipeline.store import Store
 
 log = logging.getLogger(__name__)
 
-#: Sessions per chunk at least: two months of trading keep memory bounded and reads few.
-CHUNK_SESSIONS = 42
+#: Sessions per chunk at least: a month of trading keeps memory bounded and reads few.
+CHUNK_SESSIONS = 20
 #: Bars per chunk (regular-hours estimate) below which a chunk takes more sessions: a
 #: small universe loads a long run in a few reads, a large one in chunks of CHUNK_SESSIONS.
-CHUNK_BARS = 500_000
+CHUNK_BARS = 200_000
 #: Parts of a cache besides the derived intervals.
 BARS, QUALITY, GAPS, TABLE, INDICATORS = "bars", "quality", "gaps", "table", "indicators"
 #: The catalog table each part feeds (bars of every interval: ``history_bars``).
@@ -111,6 +111,7 @@ class BarCache:
         first = max(0, min(first, last - self.spec.lookback))
         stop = min(len(self._days) - 1, max(last, first + self.spec.lookback + self._chunk))
         days = self._sessions.slice(first, stop - first + 1)
+        self._parts = {}  # let the previous chunk go before the next one loads
         bars = self._read(days)
         parts = {BARS: bars, **self._chunk_parts(bars.lazy(), days)}
         if self._specs is not None:
