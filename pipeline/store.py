@@ -36,7 +36,9 @@ from pipeline.intervals import Interval
 log = logging.getLogger(__name__)
 
 _SYMBOL = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9._\-^=+]{0,31}$")
-_ROW_GROUP = 100_000
+#: Rows per Parquet row group: about ten sessions of 1m bars, so a read of a few weeks
+#: decodes only the row groups whose ts statistics overlap it, not the whole year.
+_ROW_GROUP = 4_096
 _TMP_SUFFIX = ".tmp"
 _JOURNAL = ".journal.json"
 _PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
