@@ -326,11 +326,13 @@ def test_run_reports_one_row_per_session(tmp_path: Path) -> None:
 def test_run_with_a_bad_config_is_one_line_error(text: str, message: str, tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(text)
-    result = runner.invoke(app, ["run", str(config), "--root", str(SAMPLE)])
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["run", str(config), "--root", str(SAMPLE), "--runs", str(runs)])
     assert result.exit_code == 1, result.stdout
     assert result.stderr.startswith("error: ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr
+    assert not runs.exists() or not any(runs.iterdir())  # nothing written
 
 
 def test_run_refuses_a_non_positive_speed() -> None:
