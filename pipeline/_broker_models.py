@@ -477,18 +477,10 @@ def frame(rows: list[tuple[Any, ...]], schema: pl.Schema) -> pl.DataFrame:
 
 
 # --- schemas -------------------------------------------------------------------------
-# Column order follows `pipeline.schema`; the extra columns are listed in each comment.
+# The broker's frames are the catalog's tables (`pipeline.schema`), extra columns included.
 
-#: `schema.ORDERS` + ``filled_quantity`` (shares filled so far).
-ORDERS = pl.Schema({**schema.ORDERS, "filled_quantity": pl.Float64()})
-#: `schema.FILLS` + ``slippage`` (currency cost of slippage) and ``at_close`` (filled at
-#: the signal bar's close, ``fill = "close"``).
-FILLS = pl.Schema({**schema.FILLS, "slippage": pl.Float64(), "at_close": pl.Boolean()})
-#: `schema.TRADES` + ``side`` ("long" / "short") and ``commission`` (entry + exit share).
-TRADES = pl.Schema({**schema.TRADES, "side": pl.String(), "commission": pl.Float64()})
-#: `schema.POSITIONS` + ``realised_pnl`` and ``unrealised_pnl``.
-POSITIONS = pl.Schema(
-    {**schema.POSITIONS, "realised_pnl": pl.Float64(), "unrealised_pnl": pl.Float64()}
-)
-#: `schema.EQUITY`; ``drawdown`` = equity / running peak - 1 (0 at a peak, negative below).
+ORDERS = schema.ORDERS
+FILLS = schema.FILLS
+TRADES = schema.TRADES
+POSITIONS = schema.POSITIONS
 EQUITY = schema.EQUITY

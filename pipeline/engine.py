@@ -3,7 +3,8 @@
 An `Engine` is the coordinator's engine hook (``Coordinator.run(engine=...)``). Per session:
 
 1. ``on_session_start``: precompute per-row codes of the session table (symbol,
-   interval, "is a regular-hours base bar") once, then call the strategy's
+   interval, "is a regular-hours base bar") once, set ``ctx.session``,
+   ``ctx.session_open`` and ``ctx.session_close``, then call the strategy's
    ``on_session_start``;
 2. at each timestamp T (``__call__(step)``): pass the base-interval, regular-hours rows
    revealed at T to the broker (orders placed before T fill, positions are marked),
@@ -15,8 +16,8 @@ An `Engine` is the coordinator's engine hook (``Coordinator.run(engine=...)``). 
 3. ``on_session_end``: the strategy's ``on_session_end``, then the broker records the
    positions at the session close (they carry over to the next session);
 4. ``on_run_end``: the results go to the catalog's ``orders``, ``fills``, ``trades``,
-   ``positions`` and ``equity`` tables (`results` returns the broker's richer frames,
-   and ``scans``: each session's scanner picks).
+   ``positions`` and ``equity`` tables (`results` returns the same frames, and
+   ``scans``: each session's scanner picks).
 
 A vectorised strategy (`pipeline.vectorised.VectorisedStrategy`) runs through a
 `pipeline.vectorised.VectorisedRunner` instead of ``on_bars``: its expressions are
@@ -47,7 +48,6 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from pipeline import schema
 from pipeline._broker_models import BarRows
 from pipeline.broker import Broker, BrokerConfig
 from pipeline.catalog import Catalog, get_catalog
@@ -172,6 +172,7 @@ class Engine:
         self._rows = BarRows.of_columns(self._columns.array, self._universe, self._scodes, picks)
         self._traded = np.concatenate([[0], np.cumsum(trade, dtype=np.int64)]).tolist()
         self.ctx.base, self.ctx.session = day.base, day.session
+        self.ctx.session_open, self.ctx.session_close = day.open, day.close
         self._scope(day)
         if self._vectorised is not None:
             self._vectorised.start_session(table)
@@ -251,8 +252,9 @@ class Engine:
     def results(self) -> dict[str, pl.DataFrame]:
         """Return the broker's record and write it to the catalog's tables.
 
-        The returned frames have the broker's columns (`pipeline.broker.ORDERS` ...);
-        the catalog tables keep the columns of `pipeline.schema`. After the run ends
+        The frames are the catalog tables' (`pipeline.schema`), the broker's extra
+        columns (``fills.slippage``, ``orders.filled_quantity`` ...) included, plus
+        ``scans``. After the run ends
         (`on_run_end`) the same frames are returned without building them again.
         """
         if self._final is not None:
@@ -266,8 +268,7 @@ class Engine:
             "scans": pl.concat(self._scans) if self._scans else pl.DataFrame(schema=SCANS),
         }
         for name in RESULT_TABLES:
-            columns = list(schema.CATALOG_TABLES[name])
-            self.catalog.set_table(name, frames[name].select(columns))
+            self.catalog.set_table(name, frames[name])
         return frames
 
     # --- the quality gate -----------------------------------------------------------

@@ -4,7 +4,8 @@ A run folder ``runs/<run_id>/`` holds:
 
 - ``config.json``: the config's canonical form (what `config.config_hash` hashes);
 - ``orders``, ``fills``, ``trades``, ``positions``, ``equity`` (one row per base bar,
-  with its drawdown), ``equity_sessions`` (one row per session) and ``sessions`` (the
+  with its drawdown), each with the columns of the catalog table of its name
+  (`pipeline.schema`), ``equity_sessions`` (one row per session) and ``sessions`` (the
   seconds and bars of each phase per session), and with a ``[scanner]`` ``scans``
   (each session's picks: session, rank, symbol), as Parquet;
 - ``summary.json`` (`summary`), and the chart and report of `pipeline.report`.
@@ -38,7 +39,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline import calendar
+from pipeline import calendar, schema
 from pipeline._broker_models import BrokerConfig
 from pipeline.config import RunConfig, canonical, config_hash
 from pipeline.errors import DataNotFoundError, StoreError, closest
@@ -306,6 +307,23 @@ class RunFolder:
         if name == "scans" and not path.is_file():  # a run without a scanner
             return pl.DataFrame(schema=SCANS)
         return pl.read_parquet(path)
+
+    def catalog_table(self, name: str) -> pl.DataFrame:
+        """Read table `name` as the catalog table of that name holds it (its columns, in order).
+
+        Raise `DataNotFoundError` when the folder's table lacks a column of the catalog's
+        (a folder written before the column existed).
+        """
+        frame = self.table(name)
+        columns = list(schema.CATALOG_TABLES[name])
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataNotFoundError(
+                f"Run {self.run_id}: {name}.parquet has no column {', '.join(missing)} "
+                f"(the catalog's {name} table has {len(columns)} columns; this folder was "
+                "written by an older version). Run its config again to rewrite it."
+            )
+        return frame.select(columns)
 
 
 def write_run(

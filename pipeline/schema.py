@@ -157,7 +157,9 @@ RUNS = pl.Schema(
     }
 )
 
-#: The analysis engine's record.
+#: The analysis engine's record, as the simulated broker builds it (`pipeline.broker`).
+#: Orders: ``status`` is working, partially_filled, filled, cancelled or refused
+#: (``reason`` says why); ``filled_quantity`` is the shares filled so far.
 ORDERS = pl.Schema(
     {
         "run_id": pl.String(),
@@ -171,8 +173,11 @@ ORDERS = pl.Schema(
         "stop_price": pl.Float64(),
         "status": pl.String(),
         "reason": pl.String(),
+        "filled_quantity": pl.Float64(),
     }
 )
+#: Fills: ``slippage`` is its currency cost, ``at_close`` says it filled at the signal
+#: bar's close (``fill = "close"``) rather than at the next bar's open.
 FILLS = pl.Schema(
     {
         "run_id": pl.String(),
@@ -183,8 +188,12 @@ FILLS = pl.Schema(
         "quantity": pl.Float64(),
         "price": pl.Float64(),
         "commission": pl.Float64(),
+        "slippage": pl.Float64(),
+        "at_close": pl.Boolean(),
     }
 )
+#: Round-trip trades: ``side`` is "long" or "short", ``commission`` the entry and exit
+#: fills' share of it.
 TRADES = pl.Schema(
     {
         "run_id": pl.String(),
@@ -197,8 +206,11 @@ TRADES = pl.Schema(
         "pnl": pl.Float64(),
         "return": pl.Float64(),
         "bars_held": pl.UInt32(),
+        "side": pl.String(),
+        "commission": pl.Float64(),
     }
 )
+#: Positions at each session close, with the P&L realised so far and the open P&L.
 POSITIONS = pl.Schema(
     {
         "run_id": pl.String(),
@@ -207,8 +219,11 @@ POSITIONS = pl.Schema(
         "quantity": pl.Float64(),
         "avg_price": pl.Float64(),
         "market_value": pl.Float64(),
+        "realised_pnl": pl.Float64(),
+        "unrealised_pnl": pl.Float64(),
     }
 )
+#: Equity per base bar time; ``drawdown`` = equity / running peak - 1 (0 at a peak).
 EQUITY = pl.Schema(
     {
         "run_id": pl.String(),

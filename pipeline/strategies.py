@@ -8,7 +8,7 @@
   entries go through the broker's quality gate (``configs/vwap.toml``).
 
 Each keeps O(1) state per symbol and does O(1) work per bar. The intraday ones take the
-session's regular hours from the exchange calendar (`calendar`), trade on regular-hours
+session's regular hours from ``ctx.session_open`` / ``ctx.session_close``, trade on regular-hours
 bars only, and send their closing orders one base bar before the close, so they fill on
 the session's last bar (next-open fills).
 
@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import warnings
 from collections import deque
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pipeline import calendar
 from pipeline.errors import ConfigError
 from pipeline.intervals import Interval
 from pipeline.strategy import BarsView, Context, Strategy
@@ -134,15 +134,22 @@ class _Averages:
 class _Intraday(Strategy):
     """What the intraday examples share: the session's hours, their rows, flat at the close.
 
-    `on_session_start` reads the session's regular open and close from the exchange
-    calendar `calendar` (public knowledge, not look-ahead). From the clock reaching the
+    `on_session_start` reads the session's regular open and close from
+    ``ctx.session_open`` / ``ctx.session_close`` (the run's exchange calendar: public
+    knowledge, not look-ahead). From the clock reaching the
     close minus one base bar, every position of the strategy is closed (its working
     orders cancelled first) and nothing new is placed, so the closing orders fill at the
     open of the session's last bar. Subclasses implement `_reset` and `_step`.
     """
 
     def __init__(
-        self, *, interval: str, symbol: str | None, percent: float, calendar: str, **params: Any
+        self,
+        *,
+        interval: str,
+        symbol: str | None,
+        percent: float,
+        calendar: str | None,
+        **params: Any,
     ) -> None:
         name = type(self).__name__
         if not (isinstance(percent, int | float) and not isinstance(percent, bool)):
@@ -152,11 +159,12 @@ class _Intraday(Strategy):
                 f"{name} percent must be in (0, 1], found {percent!r}; 1.0 is all-in."
             )
         Interval.parse(interval)
-        super().__init__(
-            **params, interval=interval, percent=percent, symbol=symbol, calendar=calendar
-        )
+        if calendar is not None:
+            _warn_calendar(name)
+            params["calendar"] = calendar
+        super().__init__(**params, interval=interval, percent=percent, symbol=symbol)
         self.interval, self.symbol = str(Interval.parse(interval)), symbol
-        self.percent, self.calendar = float(percent), str(calendar)
+        self.percent = float(percent)
         self._open = self._close = 0  # regular hours, microseconds since the epoch (UTC)
         self._flat_at: dt.datetime | None = None
         self._closing = True
@@ -164,15 +172,9 @@ class _Intraday(Strategy):
 
     def on_session_start(self, ctx: Context) -> None:
         """Read the session's regular hours; reset the per-symbol state."""
-        if ctx.session is None:
+        opens, closes = ctx.session_open, ctx.session_close
+        if opens is None or closes is None:
             return
-        day = calendar.sessions(self.calendar, ctx.session, ctx.session)
-        if day.is_empty():
-            raise ConfigError(
-                f"{type(self).__name__}: {ctx.session} is not a session of calendar "
-                f"{self.calendar!r}; pass the run's calendar in params, e.g. calendar = 'XNYS'."
-            )
-        opens, closes = day.get_column("open")[0], day.get_column("close")[0]
         self._open, self._close = _micros(opens), _micros(closes)
         self._flat_at = closes - dt.timedelta(seconds=Interval.parse(ctx.base).seconds)
         self._closing = False
@@ -250,7 +252,8 @@ class OpeningRangeBreakout(_Intraday):
     symbol
         Trade only this symbol (None: every symbol of the run).
     calendar
-        The exchange calendar of the run's sessions.
+        Deprecated and ignored (a `DeprecationWarning`): the session's hours come from
+        ``ctx.session_open`` / ``ctx.session_close``, i.e. the run's ``calendar``.
     """
 
     def __init__(
@@ -262,7 +265,7 @@ class OpeningRangeBreakout(_Intraday):
         *,
         short: bool = False,
         symbol: str | None = None,
-        calendar: str = "XNYS",
+        calendar: str | None = None,
     ) -> None:
         step = Interval.parse(interval).seconds
         if not (is_whole(minutes) and minutes >= 1 and minutes * 60 % step == 0):
@@ -381,7 +384,8 @@ class VwapReversion(_Intraday):
     symbol
         Trade only this symbol (None: every symbol of the run).
     calendar
-        The exchange calendar of the run's sessions.
+        Deprecated and ignored (a `DeprecationWarning`): the session's hours come from
+        ``ctx.session_open`` / ``ctx.session_close``, i.e. the run's ``calendar``.
     """
 
     def __init__(
@@ -392,7 +396,7 @@ class VwapReversion(_Intraday):
         min_quality: float | None = None,
         *,
         symbol: str | None = None,
-        calendar: str = "XNYS",
+        calendar: str | None = None,
     ) -> None:
         if not (_number(band_pct) and 0 < band_pct < 100):
             raise ConfigError(f"VwapReversion band_pct must be in (0, 100), found {band_pct!r}.")
@@ -467,6 +471,16 @@ class _Vwap:
     def add(self, high: float, low: float, close: float, volume: float) -> None:
         self.value += (high + low + close) * (1.0 / 3.0) * volume
         self.volume += volume
+
+
+def _warn_calendar(name: str) -> None:
+    warnings.warn(
+        f"{name}: the 'calendar' parameter is deprecated and ignored; the session's hours "
+        "come from the run's calendar (ctx.session_open / ctx.session_close). Remove "
+        "calendar from the strategy's params.",
+        DeprecationWarning,
+        stacklevel=4,
+    )
 
 
 def _micros(value: dt.datetime) -> int:

@@ -291,6 +291,11 @@ class Context:
 
     Every read is limited to rows with ``available_at <= clock``; the catalog already
     shows only revealed rows, and `bars` drops any appended row stamped later.
+
+    `session` is the current session's date and `session_open` / `session_close` its
+    regular hours from the run's exchange calendar (tz-aware UTC; an early close shows
+    here), all set by the engine before ``on_session_start`` and None before the first
+    session.
     """
 
     def __init__(
@@ -304,6 +309,8 @@ class Context:
         self.catalog, self.broker, self.base = catalog, broker, base
         self.clock: dt.datetime | None = None
         self.session: dt.date | None = None
+        self.session_open: dt.datetime | None = None
+        self.session_close: dt.datetime | None = None
         self.scope: tuple[str, ...] | None = None
         self._before_order = before_order
 

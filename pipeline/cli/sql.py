@@ -36,9 +36,9 @@ def sql_command(
     ... (one per stored interval), calendar_sessions, and the catalog's tables
     (history_bars, session_bars, indicators, quality, gaps, ...). With --run
     RUN_ID the run's orders, fills, trades, positions, equity and sessions fill
-    the catalog's tables of those names, and its full Parquet tables are
-    run_orders, run_fills, run_trades, run_positions, run_equity,
-    run_equity_sessions and run_sessions.
+    the catalog's tables of those names (all their columns: fills.slippage,
+    orders.filled_quantity, ...), and its equity_sessions and scans tables are
+    views of those names.
 
     Example: pipeline sql "SELECT symbol, count(*) FROM bars_1m GROUP BY ALL"
 
@@ -56,16 +56,16 @@ def sql_command(
 
 
 def _load_run(catalog: Catalog, runs: Path, run_id: str) -> None:
-    """Put run `run_id`'s tables in the catalog (its columns) and as ``run_<name>`` extras."""
+    """Put run `run_id`'s tables in the catalog; the others (equity_sessions, scans) beside."""
     from pipeline import schema
     from pipeline.results import RUN_TABLES, read_run
 
     folder = read_run(runs, run_id)
     for name in RUN_TABLES:
-        frame = folder.table(name)
         if name in schema.CATALOG_TABLES:
-            catalog.set_table(name, frame.select(list(schema.CATALOG_TABLES[name])))
-        catalog.register_extra(f"run_{name}", frame)
+            catalog.set_table(name, folder.catalog_table(name))
+        else:
+            catalog.register_extra(name, folder.table(name))
 
 
 @boundary

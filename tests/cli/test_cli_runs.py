@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -117,11 +118,49 @@ def test_sql_over_a_runs_tables(sample_run: tuple[Path, dict[str, object]]) -> N
     )
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == [{"n": figures["trades"], "ids": 1}]
-    full = "SELECT count(*) AS n FROM run_equity_sessions"
+    full = "SELECT count(*) AS n FROM equity_sessions"
     result = runner.invoke(
         app, ["sql", "--run", str(figures["run_id"]), "--runs", str(runs), "-f", "json", full]
     )
     assert json.loads(result.stdout) == [{"n": 6}]
+
+
+def test_sql_over_a_run_shows_the_brokers_columns(
+    sample_run: tuple[Path, dict[str, object]],
+) -> None:
+    runs, figures = sample_run
+    query = (
+        "SELECT (SELECT sum(slippage) FROM fills) AS slippage,"
+        " (SELECT bool_or(at_close) FROM fills) AS at_close,"
+        " (SELECT count(filled_quantity) FROM orders) AS filled,"
+        " (SELECT count(side) - count(commission) FROM trades) AS trades,"
+        " (SELECT count(realised_pnl) - count(unrealised_pnl) FROM positions) AS positions"
+    )
+    result = runner.invoke(
+        app, ["sql", "--run", str(figures["run_id"]), "--runs", str(runs), "-f", "json", query]
+    )
+    assert result.exit_code == 0, result.stderr
+    [row] = json.loads(result.stdout)
+    assert row["slippage"] == pytest.approx(figures["slippage"])
+    assert row["at_close"] is False
+    assert row["filled"] > 0
+    assert (row["trades"], row["positions"]) == (0, 0)
+
+
+def test_sql_over_an_old_run_folder_without_the_columns_says_to_rerun(
+    sample_run: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    runs, figures = sample_run
+    old = tmp_path / "runs"
+    shutil.copytree(runs / str(figures["run_id"]), old / str(figures["run_id"]))
+    fills = old / str(figures["run_id"]) / "fills.parquet"
+    pl.read_parquet(fills).drop("slippage", "at_close").write_parquet(fills)
+    result = runner.invoke(
+        app, ["sql", "--run", str(figures["run_id"]), "--runs", str(old), "SELECT 1"]
+    )
+    assert result.exit_code == 1
+    assert "fills.parquet has no column slippage, at_close" in result.stderr
+    assert "Run its config again" in result.stderr
 
 
 @pytest.mark.parametrize("command", [["runs", "show"], ["sql", "SELECT 1", "--run"]])

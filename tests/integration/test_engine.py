@@ -32,7 +32,13 @@ class Recorder(MovingAverageCross):
         super().__init__(**CONFIG.strategy["params"])
         self.given: list[pl.DataFrame] = []
         self.asked: list[pl.DataFrame] = []
+        self.hours: dict[dt.date, tuple[dt.datetime | None, dt.datetime | None]] = {}
         self.steps = 0
+
+    def on_session_start(self, ctx: Context) -> None:
+        assert ctx.session is not None
+        self.hours[ctx.session] = (ctx.session_open, ctx.session_close)
+        super().on_session_start(ctx)
 
     def on_bars(self, ctx: Context, bars: BarsView) -> None:
         assert ctx.clock is not None
@@ -106,14 +112,69 @@ def test_context_bars_never_show_a_row_before_its_available_at(recorded: Run) ->
     assert (asked["available_at"] <= asked["clock"]).all()
 
 
+def test_context_shows_each_sessions_regular_hours_early_close_included(recorded: Run) -> None:
+    utc = dt.UTC
+
+    def hours(day: int, close: int) -> tuple[dt.datetime, dt.datetime]:
+        return dt.datetime(2024, 7, day, 13, 30, tzinfo=utc), dt.datetime(
+            2024, 7, day, close, tzinfo=utc
+        )
+
+    assert recorded.recorder.hours == {
+        dt.date(2024, 7, 2): hours(2, 20),
+        dt.date(2024, 7, 3): hours(3, 17),  # early close
+        dt.date(2024, 7, 5): hours(5, 20),
+        dt.date(2024, 7, 8): hours(8, 20),
+        dt.date(2024, 7, 9): hours(9, 20),
+        dt.date(2024, 7, 10): hours(10, 20),
+    }
+    for opened, closed in recorded.recorder.hours.values():
+        assert opened is not None
+        assert closed is not None
+        assert opened.utcoffset() == closed.utcoffset() == dt.timedelta(0)
+
+
+def test_context_has_no_session_hours_before_the_first_session() -> None:
+    catalog = Catalog()
+    try:
+        ctx = Engine(CONFIG, catalog).ctx
+    finally:
+        catalog.close()
+    assert (ctx.session, ctx.session_open, ctx.session_close) == (None, None, None)
+
+
 def test_results_go_to_the_catalog_in_its_schema(recorded: Run) -> None:
     for name, table in recorded.catalog_tables.items():
         assert table.columns == list(schema.CATALOG_TABLES[name])
+        assert table.columns == recorded.results[name].columns  # the broker's columns
         assert table.height == recorded.results[name].height
     orders = recorded.results["orders"]
     assert orders.height > 0
     assert recorded.results["trades"].height > 0
     assert recorded.results["equity"].height == 390 * 5 + 210  # one row per base bar time
+
+
+def test_sql_over_the_catalog_sees_the_brokers_columns() -> None:
+    config = dataclasses.replace(CONFIG, broker={**CONFIG.broker, "slippage_bps": 5})
+    catalog = Catalog()
+    try:
+        _, results = backtest(config, STORE, catalog)
+        orders = catalog.sql("SELECT sum(filled_quantity) AS filled FROM orders")
+        fills = catalog.sql("SELECT sum(slippage) AS slip, bool_or(at_close) AS close FROM fills")
+        trades = catalog.sql("SELECT min(side) AS side, sum(commission) AS fee FROM trades")
+        positions = catalog.sql(
+            "SELECT sum(realised_pnl) AS realised, count(unrealised_pnl) AS n FROM positions"
+        )
+    finally:
+        catalog.close()
+    assert orders["filled"].item() == pytest.approx(results["orders"]["filled_quantity"].sum())
+    assert fills["slip"].item() == pytest.approx(results["fills"]["slippage"].sum())
+    assert fills["slip"].item() > 0
+    assert fills["close"].item() is False
+    assert trades["side"].item() == "long"
+    assert trades["fee"].item() == pytest.approx(results["trades"]["commission"].sum())
+    assert positions["realised"].item() == pytest.approx(results["positions"]["realised_pnl"].sum())
+    assert positions["n"].item() == results["positions"].height
 
 
 def test_rerun_gives_identical_tables(recorded: Run) -> None:
@@ -127,8 +188,10 @@ def test_fill_at_close_is_flagged() -> None:
     catalog = Catalog()
     try:
         _, results = backtest(config, STORE, catalog)
+        flagged = catalog.sql("SELECT count(*) FILTER (WHERE at_close) AS n FROM fills")
     finally:
         catalog.close()
+    assert flagged["n"].item() == results["fills"].height
     fills = results["fills"]
     assert fills.height > 0
     assert fills["at_close"].all()

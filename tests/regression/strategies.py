@@ -57,11 +57,8 @@ class Bracket(Strategy):
         self._flat_at: dt.datetime | None = None
 
     def on_session_start(self, ctx: Context) -> None:
-        from pipeline import calendar
-
-        assert ctx.session is not None
-        day = calendar.sessions("XNYS", ctx.session, ctx.session)
-        self._flat_at = day["close"][0] - dt.timedelta(minutes=self.flat_bars)
+        assert ctx.session_close is not None
+        self._flat_at = ctx.session_close - dt.timedelta(minutes=self.flat_bars)
         self._books, self._seen = {}, {}
 
     def on_bars(self, ctx: Context, bars: BarsView) -> None:

@@ -15,7 +15,7 @@ from pipeline.broker import Broker, BrokerConfig
 from pipeline.catalog import Catalog
 from pipeline.engine import strategy_from_config
 from pipeline.errors import ConfigError
-from pipeline.strategies import MovingAverageCross
+from pipeline.strategies import MovingAverageCross, OpeningRangeBreakout, VwapReversion
 from pipeline.strategy import BarsView, Context, Strategy, load_strategy
 
 OPEN = dt.datetime(2024, 7, 1, 13, 30, tzinfo=dt.UTC)
@@ -192,6 +192,43 @@ def test_base_strategy_hooks_do_nothing() -> None:
     strategy.on_bars(ctx, BarsView(_session([1.0])))
     strategy.on_session_end(ctx)
     assert strategy.params == {"a": 1}
+
+
+# --- the intraday examples: the session's hours ---------------------------------------
+
+
+class _Hours:
+    """A stub context with only what ``on_session_start`` reads."""
+
+    def __init__(self, opened: dt.datetime | None, closed: dt.datetime | None) -> None:
+        self.session = None if opened is None else opened.date()
+        self.session_open, self.session_close, self.base = opened, closed, "1m"
+
+
+def test_intraday_strategies_take_the_sessions_hours_from_the_context() -> None:
+    # a Saturday, in no exchange calendar: the hours come from ctx, not a calendar
+    opened = dt.datetime(2024, 7, 6, 13, 30, tzinfo=dt.UTC)
+    closed = opened.replace(hour=17)
+    for strategy in (OpeningRangeBreakout(minutes=15), VwapReversion()):
+        strategy.on_session_start(_Hours(opened, closed))  # type: ignore[arg-type]
+        assert strategy._flat_at == closed - MINUTE
+    orb = OpeningRangeBreakout(minutes=15)
+    orb.on_session_start(_Hours(opened, closed))  # type: ignore[arg-type]
+    assert orb._range_end == orb._open + 15 * 60_000_000
+
+
+def test_intraday_strategy_before_a_session_waits() -> None:
+    strategy = VwapReversion()
+    strategy.on_session_start(_Hours(None, None))  # type: ignore[arg-type]
+    assert strategy._flat_at is None
+
+
+@pytest.mark.parametrize("cls", [OpeningRangeBreakout, VwapReversion])
+def test_intraday_calendar_param_is_deprecated_and_ignored(cls: type[Strategy]) -> None:
+    assert "calendar" not in cls().params
+    with pytest.warns(DeprecationWarning, match="'calendar' parameter is deprecated"):
+        strategy = cls(calendar="XNYS")
+    assert strategy.params["calendar"] == "XNYS"  # kept, so the run's params show it
 
 
 # --- the crossover example ----------------------------------------------------------
