@@ -142,28 +142,28 @@ class GroupIndex:
     """Row numbers of a frame grouped by (symbol, interval), ascending within each group.
 
     One UInt32 per row: an index, not a copy of the data. Lookups cost O(1) plus the
-    rows returned.
+    rows returned. `keys` names other grouping columns (``symbol`` first).
     """
 
-    def __init__(self, frame: pl.DataFrame) -> None:
+    def __init__(self, frame: pl.DataFrame, keys: Sequence[str] = ("symbol", "interval")) -> None:
         groups = (
-            frame.select("symbol", "interval")
+            frame.select(*keys)
             .with_row_index("row")
-            .group_by("symbol", "interval")
+            .group_by(*keys)
             .agg(pl.col("row").sort(), n=pl.len())
         )
         self._order: npt.NDArray[np.uint32] = groups.get_column("row").explode().to_numpy()
         ends = groups.get_column("n").cum_sum().to_list()
-        keys = groups.select(pl.col("symbol").cast(pl.String), "interval").rows()
+        names = groups.select(pl.col("symbol").cast(pl.String), *keys[1:]).rows()
         counts = groups.get_column("n").to_list()
-        self._bounds: dict[tuple[str, str], tuple[int, int]] = {
-            (s, i): (end - n, end) for (s, i), end, n in zip(keys, ends, counts, strict=True)
+        self._bounds: dict[tuple[str, ...], tuple[int, int]] = {
+            key: (end - n, end) for key, end, n in zip(names, ends, counts, strict=True)
         }
         self._intervals: dict[str, set[str]] = {}
-        for s, i in self._bounds:
+        for s, i, *_ in self._bounds:
             self._intervals.setdefault(s, set()).add(i)
 
-    def rows(self, key: tuple[str, str], below: int | None = None) -> npt.NDArray[np.uint32]:
+    def rows(self, key: tuple[str, ...], below: int | None = None) -> npt.NDArray[np.uint32]:
         """Return the row numbers of `key`, only those < `below` when given."""
         start, end = self._bounds.get(key, (0, 0))
         rows = self._order[start:end]
@@ -211,6 +211,10 @@ def plan_steps(bars: SessionTable, values: SessionTable, dirty: Iterable[str] = 
     )
 
 
+#: An indicator-values index: rows by (symbol, name, interval), the values, their nulls.
+_ValueIndex = tuple[GroupIndex, npt.NDArray[np.float64], npt.NDArray[np.bool_]]
+
+
 class SessionTable:
     """The session table, its reveal cursor, and bars appended on top (the catalog locks)."""
 
@@ -222,6 +226,9 @@ class SessionTable:
         self.buffer: list[dict[str, Any]] = []
         self.appended = frame.clear()
         self._index: GroupIndex | None = None
+        self._values: tuple[GroupIndex, npt.NDArray[np.float64], npt.NDArray[np.bool_]] | None = (
+            None
+        )
 
     @property
     def index(self) -> GroupIndex:
@@ -229,6 +236,22 @@ class SessionTable:
         if self._index is None:
             self._index = GroupIndex(self.frame)
         return self._index
+
+    def latest_value(self, key: tuple[str, str, str]) -> tuple[bool, float | None]:
+        """Of an indicator-values table: the revealed value of (symbol, name, interval) last.
+
+        Return (found, value); value is None for a null. The index is built on first use.
+        """
+        if self._values is None:
+            column = self.frame.get_column("value")
+            index = GroupIndex(self.frame, ("symbol", "name", "interval"))
+            self._values = (index, column.to_numpy(), column.is_null().to_numpy())
+        index, values, nulls = self._values
+        rows = index.rows(key, below=self.cursor)
+        if not rows.size:
+            return False, None
+        last = int(rows[-1])
+        return True, None if nulls[last] else float(values[last])
 
     def reveal(self, until: dt.datetime) -> pl.DataFrame:
         """Advance the cursor past every row with ``available_at <= until``; return those rows."""

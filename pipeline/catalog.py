@@ -424,10 +424,19 @@ class Catalog:
     def get_historical_indicator(
         self, symbol: str, name: str, interval: str = "1d"
     ) -> float | None:
-        """Return the latest value of indicator `name` visible at the clock, or None."""
+        """Return the latest value of indicator `name` visible at the clock, or None.
+
+        A session value revealed for it is the latest (an index lookup, O(log n));
+        otherwise the historical values are searched.
+        """
         iv = _t.interval_key(interval)
         with self._lock:
-            rows = self._current(INDICATORS).filter(symbol=self._symbol(symbol), name=name)
+            sym = self._symbol(symbol)
+            if self._session_ind.cursor:
+                found, value = self._session_ind.latest_value((sym, name, iv))
+                if found:
+                    return value
+            rows = self._frame(INDICATORS).filter(symbol=sym, name=name)
             clock = self._session.clock
         rows = rows.filter(interval=iv)
         if clock is not None:
