@@ -22,7 +22,9 @@ An `Engine` is the coordinator's engine hook (``Coordinator.run(engine=...)``). 
 A vectorised strategy (`pipeline.vectorised.VectorisedStrategy`) runs through a
 `pipeline.vectorised.VectorisedRunner` instead of ``on_bars``: its expressions are
 evaluated at step 1, and at step 2 the orders of the rows revealed at T are placed
-where ``on_bars`` would have run (after the broker's fills and marks).
+where ``on_bars`` would have run (after the broker's fills and marks). With a scanner
+it is kept to the same scope: only the bars of ``ctx.universe`` at the session start
+are evaluated, and a row places orders only while its symbol is still in scope.
 
 The quality gate reads the catalog's quality of the current session and base interval
 just before an order is placed (once per timestamp), not at every step.
@@ -175,7 +177,7 @@ class Engine:
         self.ctx.session_open, self.ctx.session_close = day.open, day.close
         self._scope(day)
         if self._vectorised is not None:
-            self._vectorised.start_session(table)
+            self._vectorised.start_session(table, self.ctx.scope)
         self.strategy.on_session_start(self.ctx)
 
     def __call__(self, step: Step) -> None:
@@ -189,6 +191,8 @@ class Engine:
             self.broker.on_rows(clock, self._rows, first, last)
         self.steps += 1
         if self._vectorised is not None:
+            if self._allowed is not None and self._dropped:
+                self._vectorised.leave(self._release(), start)
             self._vectorised.act(self.ctx, stop)
             return
         self.strategy.on_bars(self.ctx, self._view(start, stop))
@@ -209,12 +213,6 @@ class Engine:
         if day.picked is None:
             self._allowed, self._dropped, self.ctx.scope = None, set(), None
             return
-        if self._vectorised is not None:
-            raise ConfigError(
-                "A [scanner] works with event-style strategies only; "
-                f"{type(self.strategy).__name__} is vectorised. Remove the scanner or use "
-                "an event-style strategy."
-            )
         self._scans.append(scans_frame(day.session, day.picked))
         ordered = {o.symbol for o in self.broker.working_orders()}
         self._dropped = (set(self.broker.holdings()) | ordered) - set(day.picked)
@@ -224,8 +222,11 @@ class Engine:
         self.ctx.scope = tuple(s for s in self._universe if s in names)
         self._allowed = np.array([s in names for s in self._universe], dtype=bool)
 
-    def _release(self) -> None:
-        """Drop held-over symbols that are now flat with no working order from the scope."""
+    def _release(self) -> set[str]:
+        """Drop held-over symbols that are now flat with no working order from the scope.
+
+        Return the symbols dropped.
+        """
         done = {
             s
             for s in self._dropped
@@ -234,10 +235,13 @@ class Engine:
         if done:
             self._dropped -= done
             self._set_scope(set(self.ctx.scope or ()) - done)
+        return done
 
     def on_session_end(self, day: SessionDay) -> None:
         """Call the strategy's hook; record the positions at the session close."""
         self.strategy.on_session_end(self.ctx)
+        if self._vectorised is not None:
+            self._vectorised.end_session()
         self.broker.end_session(day.close)
         # hold no session data between sessions (it would keep its chunk of bars alive)
         self._day, self._columns, self._rows = None, None, self._no_rows

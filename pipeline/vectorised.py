@@ -16,7 +16,11 @@ strategy:
    market orders then fill at the next bar's open;
 3. the first session is also evaluated on prefixes of itself (`check_causal`): an
    expression whose past values change when later rows are dropped (``shift(-1)``, a
-   whole-column ``mean``) looks ahead and is refused.
+   whole-column ``mean``) looks ahead and is refused;
+4. with a scanner the strategy sees only its scope, as an event strategy does: the
+   session's bars of the symbols in scope at its start (picked, or held from earlier
+   picks) are evaluated, a row acts only while its symbol is in ``ctx.scope``, and the
+   bars of a symbol after it left the scope (flat, no working order) are not carried.
 
 Entries call ``ctx.target_percent(symbol, percent)``; exits call
 ``ctx.target_quantity(symbol, 0)`` when a position is held (a row with both is an
@@ -38,7 +42,7 @@ import datetime as dt
 import functools
 import inspect
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -302,11 +306,13 @@ def _look_ahead(row: tuple[Any, ...], cut: dt.datetime) -> ConfigError:
 class VectorisedRunner:
     """Evaluate a vectorised strategy once per session and place its orders on time.
 
-    `start_session(table)` evaluates the session (the engine passes its session
-    table; the strategy only ever sees it through its own expressions); `act(ctx,
-    stop)` places the orders of every acting row among the table rows revealed so far
-    (rows before `stop`), in table order. With `check`, the first session is checked
-    for look-ahead (`check_causal`).
+    `start_session(table, scope)` evaluates the session (the engine passes its session
+    table and, with a scanner, the symbols in scope; the strategy only ever sees it
+    through its own expressions); `act(ctx, stop)` places the orders of every acting
+    row among the table rows revealed so far (rows before `stop`), in table order, of
+    the symbols in ``ctx.scope``; `leave(symbols, row)` drops the bars of symbols
+    that left the scope from table row `row` on; `end_session` keeps the bars to
+    carry. With `check`, the first session is checked for look-ahead (`check_causal`).
     """
 
     def __init__(self, strategy: VectorisedStrategy, *, check: bool = True) -> None:
@@ -320,18 +326,27 @@ class VectorisedRunner:
         self.interval = str(Interval.parse(strategy.interval))
         self._check = check
         self._tail: pl.DataFrame | None = None
+        self._frame: pl.DataFrame | None = None  # the bars evaluated this session
+        self._left: dict[str, int] = {}  # symbol -> the table row it left the scope at
         self._rows: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._values: list[float] = []
         self._symbols: list[str] = []
         self._next = 0
 
-    def start_session(self, table: pl.DataFrame) -> None:
-        """Evaluate the strategy over the carried bars and `table`'s bars of its interval."""
+    def start_session(self, table: pl.DataFrame, scope: Collection[str] | None = None) -> None:
+        """Evaluate the strategy over the carried bars and `table`'s bars of its interval.
+
+        With `scope`, only the session bars of those symbols are evaluated (and carried).
+        """
+        if self._frame is not None:
+            self.end_session()
         bars = (
             table.with_row_index(_ROW)
             .with_columns(pl.col(_ROW).cast(pl.Int64))
             .filter(pl.col("interval") == self.interval)
         )
+        if scope is not None:
+            bars = bars.filter(pl.col("symbol").cast(pl.String).is_in(list(scope)))
         frame = bars if self._tail is None else pl.concat([self._tail, bars], how="vertical")
         if self._check and bars.height:
             check_causal(frame, self.signals)
@@ -345,19 +360,43 @@ class VectorisedRunner:
         self._rows = acting.get_column(_ROW).to_numpy()
         self._symbols = acting.get_column("symbol").to_list()
         self._values = acting.get_column("_action").to_list()
-        self._next = 0
-        tail = _keep(frame, self.strategy.lookback)
-        self._tail = tail.with_columns(pl.lit(-1, pl.Int64).alias(_ROW))
+        self._next, self._frame, self._left = 0, frame, {}
 
     def act(self, ctx: Context, stop: int) -> None:
-        """Place the orders of the acting rows before table row `stop` not yet acted on."""
+        """Place the orders of the acting rows before table row `stop` not yet acted on.
+
+        A row whose symbol is not in ``ctx.scope`` (when set) places no order.
+        """
         rows, i = self._rows, self._next
         if i >= rows.size or rows[i] >= stop:
             return
+        scope = None if ctx.scope is None else set(ctx.scope)
         while i < rows.size and rows[i] < stop:
-            self._place(ctx, self._symbols[i], self._values[i])
+            symbol = self._symbols[i]
+            if scope is None or symbol in scope:
+                self._place(ctx, symbol, self._values[i])
             i += 1
         self._next = i
+
+    def leave(self, symbols: Collection[str], row: int) -> None:
+        """Forget the session bars of `symbols` from table row `row` on (they left the scope)."""
+        for symbol in symbols:
+            self._left.setdefault(symbol, row)
+
+    def end_session(self) -> None:
+        """Keep the last `lookback` bars per symbol, of those seen, for the next session."""
+        frame, self._frame = self._frame, None
+        if frame is None:
+            return
+        if self._left:
+            cut = (
+                pl.col("symbol")
+                .cast(pl.String)
+                .replace_strict(self._left, default=None, return_dtype=pl.Int64())
+            )
+            frame = frame.filter(cut.is_null() | (pl.col(_ROW) < cut))
+        tail = _keep(frame, self.strategy.lookback)
+        self._tail = tail.with_columns(pl.lit(-1, pl.Int64).alias(_ROW))
 
     def _place(self, ctx: Context, symbol: str, value: float) -> None:
         if self.signals.target is not None:

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from pipeline.catalog import Catalog, reset_catalog
 from pipeline.config import RunConfig, ScannerConfig, load_config
 from pipeline.engine import backtest
 from pipeline.results import read_run, summary, write_run
 from pipeline.store import Store
+from pipeline.strategies import MovingAverageCross
 from pipeline.strategy import BarsView, Context, Strategy
+from pipeline.vectorised import VectorisedMovingAverageCross
 
 REPO = Path(__file__).resolve().parents[2]
 STORE = Store(REPO / "data")
@@ -30,6 +34,8 @@ names AS (
 )
 SELECT symbol FROM names, n WHERE i = k % m ORDER BY symbol
 """
+VECTORISED = "pipeline.vectorised:VectorisedMovingAverageCross"
+ORDER_COLUMNS = ["ts", "symbol", "side", "quantity", "status"]
 
 
 @pytest.fixture
@@ -139,3 +145,90 @@ def test_position_in_a_dropped_symbol_is_still_closed(
     for day, name, scope in strategy.seen:
         held_over = name not in chosen[day]
         assert not held_over or (day, name) in set(exits), (day, name, scope)
+
+
+def held_before(
+    results: dict[str, pl.DataFrame], sessions: list[dt.date]
+) -> dict[dt.date, set[str]]:
+    """The symbols held, or with a working order, at the close before each session."""
+    held = results["positions"].filter(pl.col("quantity") != 0)
+    at_close: dict[dt.date, set[str]] = {day: set() for day in sessions}
+    for day, name in held.select(pl.col("ts").dt.date(), "symbol").iter_rows():
+        at_close[day].add(name)
+    placed = results["orders"].select("order_id", placed=pl.col("ts").dt.date())
+    late = (
+        results["fills"]
+        .join(placed, on="order_id")
+        .filter(pl.col("ts").dt.date() > pl.col("placed"))
+    )
+    for day, name in late.select("placed", "symbol").iter_rows():
+        at_close[day].add(name)  # ordered in session `day`, filled in a later one
+    return {day: at_close[before] for before, day in itertools.pairwise(sessions)} | {
+        sessions[0]: set()
+    }
+
+
+def assert_orders_in_scope(results: dict[str, pl.DataFrame], sessions: list[dt.date]) -> None:
+    chosen, held = picks(results["scans"]), held_before(results, sessions)
+    orders = results["orders"].select(pl.col("ts").dt.date(), "symbol")
+    assert orders.height > 0
+    for day, name in orders.iter_rows():
+        assert name in chosen[day] | held[day], (day, name, chosen[day], held[day])
+
+
+def test_vectorised_cross_orders_only_symbols_in_scope(catalog: Catalog) -> None:
+    config = load_config(REPO / "configs" / "scanner.toml")
+    params = {"fast": 3, "slow": 8, "interval": "5m"}
+    config = dataclasses.replace(config, strategy={"class": VECTORISED, "params": params})
+    report, results = backtest(config, STORE, catalog)
+    sessions = report.sessions.get_column("session").to_list()
+    assert_orders_in_scope(results, sessions)
+    assert "TINY" not in set(results["orders"].get_column("symbol").to_list())
+
+
+def test_vectorised_cross_closes_a_dropped_symbol(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    strategy = VectorisedMovingAverageCross(fast=2, slow=5, interval="1m")
+    report, results = backtest(rotating(tmp_path, monkeypatch), STORE, catalog, strategy=strategy)
+    sessions = report.sessions.get_column("session").to_list()
+    assert_orders_in_scope(results, sessions)
+    chosen = picks(results["scans"])
+    sells = results["fills"].filter(pl.col("side") == "sell")
+    days = sells.select(pl.col("ts").dt.date(), "symbol").iter_rows()
+    assert any(name not in chosen[day] for day, name in days), "no exit of a dropped symbol"
+
+
+@pytest.mark.parametrize(
+    ("scanner", "params"),
+    [
+        ("most_active", {"fast": 10, "slow": 30, "interval": "5m"}),
+        ("most_active", {"fast": 2, "slow": 5, "interval": "1m"}),
+        ("rotate", {"fast": 2, "slow": 5, "interval": "1m"}),  # fails if released bars are carried
+    ],
+)
+def test_event_and_vectorised_cross_place_the_same_orders_under_a_scanner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scanner: str, params: dict[str, Any]
+) -> None:
+    if scanner == "rotate":
+        config = rotating(tmp_path, monkeypatch)
+    else:
+        config = load_config(REPO / "configs" / "scanner.toml")
+    runs = []
+    for strategy in (
+        MovingAverageCross(**params),
+        VectorisedMovingAverageCross(**params),
+    ):
+        cat = Catalog()
+        try:
+            runs.append(backtest(config, STORE, cat, strategy=strategy)[1])
+        finally:
+            cat.close()
+    event, vector = runs
+    assert event["orders"].height > 0
+    assert_frame_equal(
+        vector["orders"].select(ORDER_COLUMNS), event["orders"].select(ORDER_COLUMNS)
+    )
+    assert_frame_equal(vector["orders"], event["orders"])
+    assert_frame_equal(vector["trades"], event["trades"])
+    assert_frame_equal(vector["scans"], event["scans"])

@@ -93,18 +93,25 @@ class _Recording(Context):
         return super().target_quantity(symbol, quantity)
 
 
-def _drive(strategy: Strategy, tables: list[pl.DataFrame]) -> tuple[pl.DataFrame, _Recording]:
+def _drive(
+    strategy: Strategy,
+    tables: list[pl.DataFrame],
+    picks: list[tuple[str, ...]] | None = None,
+) -> tuple[pl.DataFrame, _Recording]:
     """Stream `tables` (one per session) through an engine; return its orders and calls.
 
-    The engine reads only the (empty) quality table of `_CATALOG` and writes nothing.
+    `picks` are a scanner's picks, one per session (None: no scanner). The engine reads
+    only the (empty) quality table of `_CATALOG` and writes nothing.
     """
     engine = Engine(CONFIG, _CATALOG, strategy=strategy)
     engine.ctx = recording = _Recording(engine.ctx)
     empty = schema.empty(schema.INDICATORS)
-    for table in tables:
+    for k, table in enumerate(tables):
         day = table["session"][0]
         opened = _open(day)
-        engine.on_session_start(SessionDay(day, opened, opened + 390 * MINUTE, "1m", table))
+        picked = None if picks is None else picks[k]
+        start = SessionDay(day, opened, opened + 390 * MINUTE, "1m", table, picked)
+        engine.on_session_start(start)
         times = table.get_column("available_at")
         for start, length in _runs(times):
             engine(Step(times[start], table.slice(start, length), empty))
@@ -145,6 +152,17 @@ def test_inline_sessions_vectorised_cross_matches_the_event_cross() -> None:
     vector, _ = _drive(VectorisedMovingAverageCross(fast=2, slow=5), tables)
     assert event.height > 10
     assert_frame_equal(vector, event)
+
+
+def test_with_a_scanner_the_vectorised_cross_matches_the_event_cross() -> None:
+    tables, picks = _sessions(), [("BOLT",), ("ACME",)]
+    event, _ = _drive(MovingAverageCross(fast=2, slow=5), tables, picks)
+    vector, calls = _drive(VectorisedMovingAverageCross(fast=2, slow=5), tables, picks)
+    assert_frame_equal(vector, event)
+    by_day = vector.group_by(pl.col("ts").dt.date()).agg(pl.col("symbol").unique().sort())
+    # the other symbol's signals place no orders (BOLT is flat at the first close)
+    assert dict(by_day.iter_rows()) == {DAYS[0]: ["BOLT"], DAYS[1]: ["ACME"]}
+    assert {name for _, name, _ in calls.calls} == {"ACME", "BOLT"}
 
 
 # --- causality -------------------------------------------------------------------------
