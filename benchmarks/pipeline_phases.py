@@ -112,36 +112,14 @@ def run_config(symbols: int, last: dt.date, strategy: bool) -> dict[str, Any]:
 
 
 def _up_to_phase_3() -> Any:
-    """Return a Coordinator whose sessions stop after phase 3 (mirrors SessionRun.execute)."""
-    import polars as pl
-
+    """Return a Coordinator whose sessions stop after phase 3 (`SessionRun.prepare`)."""
     from pipeline._session_run import SessionRun
     from pipeline.runner import Coordinator
 
-    class UpToPhase3(SessionRun):
-        def execute(self, subscribers: Any, *, speed: Any, engine: Any = None) -> Any:  # noqa: ARG002
-            catalog = self.c.catalog
-            with self.phase("1"):
-                catalog.clear_session_bars()
-                catalog.clear_historical_bars()
-                self._log_hours()
-            with self.phase("2.1"):
-                loaded = self._load_history()
-            with self.phase("2.4"):
-                derived = self._derive_history()
-            hist = pl.concat([loaded, derived]) if derived.height else loaded
-            catalog.set_table("history_bars", hist)
-            with self.phase("2.2"):
-                self._historical_indicators(hist)
-            with self.phase("2.3"):
-                self._assess(loaded)
-            with self.phase("3"):
-                table, values = self._build()
-            return self._record(table, 0, values.height)
-
     class Phases23(Coordinator):
-        def run_session(self, day: Any, subscribers: Any = (), **kwargs: Any) -> Any:
-            return UpToPhase3(self, day).execute(subscribers, **kwargs)
+        def run_session(self, day: Any, subscribers: Any = (), **kwargs: Any) -> Any:  # noqa: ARG002
+            run = SessionRun(self, day)
+            return run.record(*run.prepare())
 
     return Phases23
 

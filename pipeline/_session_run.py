@@ -89,6 +89,22 @@ class SessionRun:
         session starts (after phase 4) and ends (after phase 5).
         """
         catalog = self.c.catalog
+        table, values = self.prepare()
+        with self.phase("4"):
+            catalog.load_session(table, values, conformed=True)
+        with self.phase("5"):
+            tracker = self._quality(table)
+            if engine is not None:
+                engine.on_session_start(self._day(table, tracker))
+                subscribers = [engine, *subscribers]
+            stats = stream(catalog, tracker, subscribers, speed=speed)
+            if engine is not None:
+                engine.on_session_end(self._day(table, tracker))
+        return self._record(table, stats, tracker)
+
+    def prepare(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Run phases 1.2 to 3; return the session table and its indicator values."""
+        catalog = self.c.catalog
         with self.phase("1"):
             catalog.clear_session_bars()
             catalog.clear_historical_bars()
@@ -107,18 +123,7 @@ class SessionRun:
         with self.phase("2.3"):
             self._assess()
         with self.phase("3"):
-            table, values = self._build()
-        with self.phase("4"):
-            catalog.load_session(table, values, conformed=True)
-        with self.phase("5"):
-            tracker = self._quality(table)
-            if engine is not None:
-                engine.on_session_start(self._day(table, tracker))
-                subscribers = [engine, *subscribers]
-            stats = stream(catalog, tracker, subscribers, speed=speed)
-            if engine is not None:
-                engine.on_session_end(self._day(table, tracker))
-        return self._record(table, stats, tracker)
+            return self._build()
 
     # -- phases ----------------------------------------------------------------------
     def _day(self, table: pl.DataFrame, tracker: SessionQuality) -> SessionDay:
@@ -259,11 +264,16 @@ class SessionRun:
         base = str(self.c.streams.base)
         return SessionQuality(table, closes, base, self.day, self.c.catalog.universe)
 
+    def record(self, table: pl.DataFrame, values: pl.DataFrame) -> dict[str, Any]:
+        """Record a session that stopped after phase 3 (`prepare`): nothing streamed."""
+        return self._record(table, StreamStats(0, 0, values.height, 0.0), None)
+
     def _record(
-        self, table: pl.DataFrame, stats: StreamStats, tracker: SessionQuality
+        self, table: pl.DataFrame, stats: StreamStats, tracker: SessionQuality | None
     ) -> dict[str, Any]:
         steps, values = stats.timestamps, stats.indicator_values
-        average = tracker.mean(stats.last) if stats.last is not None else None
+        last = stats.last
+        average = tracker.mean(last) if tracker is not None and last is not None else None
         self.c.record_figures(
             [
                 (self.c.run_id, self.day, phase, self.bars.get(phase, 0), seconds, average)
