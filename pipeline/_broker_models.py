@@ -332,9 +332,6 @@ class Bar(NamedTuple):
     volume: float
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
 class BarRows:
     """Base bars in stream order, column by column, for the broker to read by position.
 
@@ -388,7 +385,7 @@ class BarRows:
 
     def bar(self, i: int) -> Bar:
         """Return row `i` as a `Bar`."""
-        ts = _EPOCH + dt.timedelta(microseconds=int(self.ts[i]))
+        ts = schema.moment_of(int(self.ts[i]))
         return Bar(
             ts,
             float(self.open[i]),

@@ -24,7 +24,6 @@ from pipeline.intervals import Interval
 
 T = TypeVar("T")
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
 OPTIONAL_BAR_FIELDS = ("session", "ts_close", "available_at", "n_src", "complete")
 SORT = ["available_at", "symbol", "interval"]
@@ -135,7 +134,7 @@ def micros(moment: dt.datetime) -> int:
     """Return `moment` as microseconds since the epoch; refuse naive datetimes."""
     if moment.tzinfo is None:
         raise ValueError(f"{moment} is naive: pass a tz-aware datetime (UTC), e.g. tzinfo=UTC.")
-    return (moment - EPOCH) // dt.timedelta(microseconds=1)
+    return schema.moment_micros(moment)
 
 
 class GroupIndex:
@@ -205,7 +204,7 @@ def plan_steps(bars: SessionTable, values: SessionTable, dirty: Iterable[str] = 
     firsts = times[np.concatenate(([0], change))]
     ends = (np.append(change, times.size) + bars.cursor).tolist()
     value_ends = np.searchsorted(values.times, firsts, side="right").tolist()
-    clocks = [EPOCH + dt.timedelta(microseconds=t) for t in firsts.tolist()]
+    clocks = [schema.moment_of(t) for t in firsts.tolist()]
     return StepPlan(
         clocks, ends, value_ends, bars.frame, values.frame, marks | {"indicators"}, marks
     )
@@ -267,7 +266,7 @@ class SessionTable:
         """Return the next unrevealed ``available_at``, or None at the end."""
         if self.cursor >= len(self.times):
             return None
-        return EPOCH + dt.timedelta(microseconds=int(self.times[self.cursor]))
+        return schema.moment_of(int(self.times[self.cursor]))
 
     def append(self, rows: pl.DataFrame) -> None:
         """Add `rows` to the appended bars, kept sorted by (available_at, symbol, interval)."""

@@ -233,13 +233,7 @@ class Catalog:
             self._dirty.update((SESSION, INDICATORS))
 
     def _sorted(self, name: str, frame: pl.DataFrame, conformed: bool = False) -> pl.DataFrame:
-        if conformed:
-            return frame
-        rows = self._conform(name, frame)
-        if max(rows.n_chunks("all"), default=1) > 1:
-            rows = rows.rechunk()  # once, so the time column is one NumPy view
-        _t.check_sorted(rows)
-        return rows
+        return frame if conformed else check_session_order(self._conform(name, frame))
 
     def reveal(self, until: dt.datetime) -> pl.DataFrame:
         """Reveal the session rows with ``available_at <= until`` and return just those rows.
@@ -583,7 +577,8 @@ class Catalog:
 def check_session_order(frame: pl.DataFrame) -> pl.DataFrame:
     """Return `frame` in one chunk if sorted by (available_at, symbol) as `load_session` needs.
 
-    Raise `ValueError` naming the first row out of order, or a null time.
+    One chunk, so the time column is one NumPy view. Raise `ValueError` naming the first
+    row out of order, or a null time.
     """
     rows = frame.rechunk() if max(frame.n_chunks("all"), default=1) > 1 else frame
     _t.check_sorted(rows)

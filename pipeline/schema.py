@@ -9,6 +9,7 @@ in-memory form of a schema.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -249,6 +250,20 @@ CATALOG_TABLES: dict[str, pl.Schema] = {
     "sessions": SESSIONS,
     "runs": RUNS,
 }
+
+
+#: The Unix epoch in UTC: a `TS` value counts microseconds from it.
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def moment_micros(moment: dt.datetime) -> int:
+    """Return a tz-aware datetime as microseconds since the epoch (a `TS` value)."""
+    return (moment - EPOCH) // dt.timedelta(microseconds=1)
+
+
+def moment_of(micros: int) -> dt.datetime:
+    """Return a `TS` value (microseconds since the epoch) as a UTC datetime."""
+    return EPOCH + dt.timedelta(microseconds=micros)
 
 
 def micros(times: pl.Series) -> npt.NDArray[np.int64]:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pipeline import schema
 from pipeline.errors import ConfigError
 from pipeline.intervals import Interval
 from pipeline.strategy import BarsView, Context, Strategy
@@ -175,7 +176,7 @@ class _Intraday(Strategy):
         opens, closes = ctx.session_open, ctx.session_close
         if opens is None or closes is None:
             return
-        self._open, self._close = _micros(opens), _micros(closes)
+        self._open, self._close = schema.moment_micros(opens), schema.moment_micros(closes)
         self._flat_at = closes - dt.timedelta(seconds=Interval.parse(ctx.base).seconds)
         self._closing = False
         self._placed = {}
@@ -483,17 +484,9 @@ def _warn_calendar(name: str) -> None:
     )
 
 
-def _micros(value: dt.datetime) -> int:
-    """Return a UTC datetime as microseconds since the epoch."""
-    return (value - _EPOCH) // dt.timedelta(microseconds=1)
-
-
 def _micros_of(bars: BarsView) -> npt.NDArray[np.int64]:
     """Return the bars' ``ts`` as microseconds since the epoch (no copy for µs columns)."""
     return bars.column("ts").astype("datetime64[us]", copy=False).view(np.int64)
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _number(value: object) -> bool:

@@ -148,7 +148,7 @@ class SessionQuality:
         self._symbols, self._base, self._day = list(symbols), base, day
 
     def _at(self, clock: dt.datetime) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        micros = int((clock - _EPOCH) / dt.timedelta(microseconds=1))
+        micros = schema.moment_micros(clock)
         expected = int(np.searchsorted(self._closes, micros, side="right"))
         upto = int(np.searchsorted(self._times, micros, side="right"))
         with self._lock:
@@ -194,9 +194,6 @@ class SessionQuality:
             },
             schema_overrides={k: v for k, v in schema.QUALITY.items() if k != "symbol"},
         ).with_columns(pl.col("quality").fill_nan(None))
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def stream(
