@@ -115,6 +115,7 @@ class Broker:
         self.config = config or BrokerConfig()
         self.run_id = run_id
         self._cash = self.config.cash
+        self._equity_now: float | None = None  # equity_value, until something changes
         self._clock: dt.datetime | None = None
         self._qty: dict[str, float] = {}
         self._lots: dict[str, deque[Lot]] = {}
@@ -146,11 +147,13 @@ class Broker:
     @property
     def equity_value(self) -> float:
         """Cash plus every position marked at its symbol's last close."""
-        held, close = 0.0, self._close
-        for symbol, qty in self._qty.items():
-            if qty:
-                held += qty * close[symbol]
-        return self._cash + held
+        if self._equity_now is None:  # cleared when cash, a position or a close changes
+            held, close = 0.0, self._close
+            for symbol, qty in self._qty.items():
+                if qty:
+                    held += qty * close[symbol]
+            self._equity_now = self._cash + held
+        return self._equity_now
 
     def position(self, symbol: str) -> float:
         """Return the signed quantity held in `symbol` (0 when flat)."""
@@ -183,6 +186,10 @@ class Broker:
         """Return copies of the working orders (of `symbol` only, when given), oldest first."""
         return [dataclasses.replace(o) for o in self._working if symbol in (None, o.symbol)]
 
+    def has_working(self, symbol: str) -> bool:
+        """True when `symbol` has a working order (`working_orders` without the copies)."""
+        return any(o.symbol == symbol for o in self._working)
+
     def set_quality(self, quality: Mapping[str, float]) -> None:
         """Set the data quality (%) of symbols; a symbol never set is not gated."""
         self._quality.update(quality)
@@ -208,7 +215,9 @@ class Broker:
         does not pile up orders while one waits for its bar); limits and stops do not.
         """
         check_number(quantity, "target quantity")
-        pending = sum(o.sign * o.remaining for o in self.working_orders(symbol) if is_market(o))
+        pending = sum(
+            o.sign * o.remaining for o in self._working if o.symbol == symbol and is_market(o)
+        )
         delta = quantity - self.position(symbol) - pending
         if abs(delta) <= EPS:
             return None
@@ -262,6 +271,7 @@ class Broker:
         if self._working:
             self._fill_working(clock, symbols, rows, start)
         self._close.update(zip(symbols, rows.close[start:stop], strict=True))
+        self._equity_now = None
         if self.config.fill == "close" and self.config.volume_cap is not None:
             self._volume.update(zip(symbols, rows.volume[start:stop], strict=True))
         self._bars.update(symbols)
@@ -485,6 +495,7 @@ class Broker:
         fee = self.config.commission.cost(qty, price)
         signed = order.sign * qty
         self._cash -= signed * price + fee
+        self._equity_now = None
         order.filled += qty
         self._book(order.symbol, signed, price, fee, ts)
         slippage = abs(price - reference) * qty

@@ -40,6 +40,9 @@ __all__ = ["MovingAverageCross", "OpeningRangeBreakout", "VwapReversion"]
 
 #: Averages closer than this share of the slow average count as equal (a tie).
 TIE = 1e-9
+#: From this many symbols in a session on, `MovingAverageCross` keeps its averages in
+#: arrays and updates all of a step's symbols at once (below it, per symbol is cheaper).
+_MANY = 8
 
 
 class MovingAverageCross(Strategy):
@@ -69,13 +72,20 @@ class MovingAverageCross(Strategy):
         self.fast, self.slow, self.interval = int(fast), int(slow), str(Interval.parse(interval))
         self.symbol, self.percent = symbol, float(percent)
         self._averages: dict[str, _Averages] = {}
+        self._crosses: _Crosses | None = None  # with many symbols, instead of _averages
 
     def on_bars(self, ctx: Context, bars: BarsView) -> None:
         """Update the averages of each new bar of `interval`; trade on a cross."""
         intervals = bars.intervals
         if self.interval not in intervals:
             return
-        closes, codes, universe = bars.close.tolist(), bars.symbol.tolist(), bars.universe
+        universe = bars.universe
+        if self._crosses is None and len(universe) >= _MANY:
+            self._crosses = _Crosses(self.fast, self.slow)
+        if self._crosses is not None:
+            self._on_many(ctx, bars, intervals.index(self.interval), universe)
+            return
+        closes, codes = bars.close.tolist(), bars.symbol.tolist()
         if len(intervals) > 1:  # keep the rows of our interval
             rows = (bars.interval == intervals.index(self.interval)).nonzero()[0].tolist()
             closes, codes = [closes[i] for i in rows], [codes[i] for i in rows]
@@ -86,11 +96,29 @@ class MovingAverageCross(Strategy):
             averages = self._averages.get(name)
             if averages is None:
                 averages = self._averages[name] = _Averages(self.fast, self.slow)
-            cross = averages.push(close)
-            if cross > 0:
-                ctx.target_percent(name, self.percent)
-            elif cross < 0 and ctx.position(name) > 0:
-                ctx.target_quantity(name, 0)
+            self._trade(ctx, name, averages.push(close))
+
+    def _on_many(
+        self, ctx: Context, bars: BarsView, interval: int, universe: tuple[str, ...]
+    ) -> None:
+        """`on_bars` for many symbols: every symbol's averages updated at once, in arrays."""
+        assert self._crosses is not None
+        closes, codes = bars.close, bars.symbol
+        mine = bars.interval == interval if len(bars.intervals) > 1 else None
+        if self.symbol is not None:
+            code = universe.index(self.symbol) if self.symbol in universe else -1
+            mine = codes == code if mine is None else mine & (codes == code)
+        if mine is not None:
+            closes, codes = closes[mine], codes[mine]
+        crosses = self._crosses.push(self._crosses.slots(universe)[codes], closes)
+        for row in crosses.nonzero()[0].tolist():
+            self._trade(ctx, universe[codes[row]], int(crosses[row]))
+
+    def _trade(self, ctx: Context, name: str, cross: int) -> None:
+        if cross > 0:
+            ctx.target_percent(name, self.percent)
+        elif cross < 0 and ctx.position(name) > 0:
+            ctx.target_quantity(name, 0)
 
 
 class _Averages:
@@ -130,6 +158,74 @@ class _Averages:
         if previous == 1 and state == -1:
             return -1
         return 0
+
+
+class _Crosses:
+    """`_Averages` for many symbols at once: one row of arrays per symbol (its slot).
+
+    The arithmetic is `_Averages.push`'s, operation for operation (a value leaves a sum
+    before the new close joins it; both sums are re-added exactly every `slow` closes),
+    so both give the same crosses. A step must hold each symbol at most once.
+    """
+
+    def __init__(self, fast: int, slow: int) -> None:
+        self.fast, self.slow = fast, slow
+        self._slots: dict[str, int] = {}
+        self._universe: tuple[str, ...] = ()
+        self._codes = np.zeros(0, dtype=np.int64)  # `_universe` code -> slot
+        self.window = np.zeros((0, slow))  # slot -> its last `slow` closes, a ring
+        self.pushed = np.zeros(0, dtype=np.int64)
+        self.fast_sum, self.slow_sum = np.zeros(0), np.zeros(0)
+        self.state = np.zeros(0, dtype=np.int8)  # 0 also before the first full window
+
+    def slots(self, universe: tuple[str, ...]) -> npt.NDArray[np.int64]:
+        """Return each `universe` code's slot (symbols keep their slot across sessions)."""
+        if universe is not self._universe:
+            for name in universe:
+                self._slots.setdefault(name, len(self._slots))
+            self._grow(len(self._slots))
+            self._universe = universe
+            self._codes = np.array([self._slots[n] for n in universe], dtype=np.int64)
+        return self._codes
+
+    def _grow(self, size: int) -> None:
+        extra = size - len(self.pushed)
+        if extra > 0:
+            self.window = np.vstack([self.window, np.zeros((extra, self.slow))])
+            self.pushed = np.append(self.pushed, np.zeros(extra, dtype=np.int64))
+            self.fast_sum = np.append(self.fast_sum, np.zeros(extra))
+            self.slow_sum = np.append(self.slow_sum, np.zeros(extra))
+            self.state = np.append(self.state, np.zeros(extra, dtype=np.int8))
+
+    def push(
+        self, slots: npt.NDArray[np.int64], closes: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.int8]:
+        """Add one close per slot; return +1 (cross up), -1 (cross down) or 0 per slot."""
+        fast, slow, window = self.fast, self.slow, self.window
+        pushed = self.pushed[slots]
+        leaving_fast = np.where(pushed >= fast, window[slots, (pushed - fast) % slow], 0.0)
+        leaving_slow = np.where(pushed >= slow, window[slots, pushed % slow], 0.0)
+        window[slots, pushed % slow] = closes
+        fast_sum = (self.fast_sum[slots] - leaving_fast) + closes
+        slow_sum = (self.slow_sum[slots] - leaving_slow) + closes
+        pushed += 1
+        self.pushed[slots] = pushed
+        for i in (pushed % slow == 0).nonzero()[0].tolist():  # re-add exactly now and then
+            ring, last = window[slots[i]].tolist(), int(pushed[i]) - 1
+            fast_sum[i] = math.fsum(ring[(last - k) % slow] for k in range(fast))
+            slow_sum[i] = math.fsum(ring)
+        self.fast_sum[slots], self.slow_sum[slots] = fast_sum, slow_sum
+        full = pushed >= slow
+        average = slow_sum / slow
+        diff = fast_sum / fast - average
+        state = np.where(np.abs(diff) <= TIE * np.abs(average), 0, np.where(diff > 0, 1, -1))
+        state = np.where(full, state, 0).astype(np.int8)
+        previous = self.state[slots]
+        self.state[slots] = state
+        up = (previous == -1) & (state == 1)
+        down = (previous == 1) & (state == -1)
+        crosses: npt.NDArray[np.int8] = up.astype(np.int8) - down.astype(np.int8)
+        return crosses
 
 
 class _Intraday(Strategy):

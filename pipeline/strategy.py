@@ -418,7 +418,7 @@ class Context:
             return
         held = self.position(symbol)
         reduces = abs(after) <= abs(held) and after * held >= 0
-        if not reduces or self.broker.working_orders(symbol):
+        if not reduces or self.broker.has_working(symbol):
             self._before_order()
 
 
