@@ -19,6 +19,8 @@ __all__ = ["CHART", "REPORT", "equity_chart", "html_report", "write_report"]
 
 #: File names inside the run folder.
 CHART, REPORT = "equity.png", "report.html"
+#: Trades listed in the HTML report at most (the first ones); all are in trades.parquet.
+TRADE_ROWS = 1_000
 _TRADE_COLUMNS = (
     "symbol",
     "side",
@@ -58,7 +60,11 @@ def equity_chart(equity: pl.DataFrame, *, title: str = "") -> bytes:
 
 
 def html_report(summary: Mapping[str, Any], trades: pl.DataFrame, png: bytes | None) -> str:
-    """Return a self-contained HTML page: the summary table, the chart inline, the trades."""
+    """Return a self-contained HTML page: the summary table, the chart inline, the trades.
+
+    The page lists the first `TRADE_ROWS` trades and says where the rest are, so it
+    stays small for runs with many trades.
+    """
     title = f"Run {summary.get('run_id', '')} ({summary.get('name', '')})"
     rows = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(format_value(v))}</td></tr>"
@@ -74,7 +80,12 @@ def html_report(summary: Mapping[str, Any], trades: pl.DataFrame, png: bytes | N
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(format_value(v))}</td>" for v in row) + "</tr>"
-        for row in trades.select(columns).iter_rows()
+        for row in trades.head(TRADE_ROWS).select(columns).iter_rows()
+    )
+    shown = (
+        f"{trades.height}"
+        if trades.height <= TRADE_ROWS
+        else f"{trades.height}; the first {TRADE_ROWS} shown, all in trades.parquet"
     )
     return (
         "<!doctype html>\n<html><head><meta charset='utf-8'>"
@@ -84,7 +95,7 @@ def html_report(summary: Mapping[str, Any], trades: pl.DataFrame, png: bytes | N
         "th{background:#f4f4f4}img{max-width:100%}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><h2>Summary</h2><table>{rows}</table>"
         f"<h2>Equity and drawdown</h2>{image}"
-        f"<h2>Trades ({trades.height})</h2><table><tr>{head}</tr>{body}</table>"
+        f"<h2>Trades ({shown})</h2><table><tr>{head}</tr>{body}</table>"
         "</body></html>\n"
     )
 
