@@ -32,8 +32,9 @@ class SessionDay:
     `table` is the whole session table as loaded in phase 4 (sorted by available_at,
     symbol): an engine may precompute per-row codes from it, never show it to a strategy.
     `picked` is the scanner's pick for the session, best first (None: no scanner).
-    `quality(clock)` gives each symbol's session quality so far, straight from the
-    stream's counters (the same figures the catalog's ``quality`` table shows).
+    `quality(clock, symbol)` gives a symbol's session quality so far (None before a
+    base slot has closed), straight from the stream's counters (the same figures the
+    catalog's ``quality`` table shows).
     """
 
     session: dt.date
@@ -42,7 +43,7 @@ class SessionDay:
     base: str
     table: pl.DataFrame
     picked: tuple[str, ...] | None = None
-    quality: Callable[[dt.datetime], dict[str, float]] | None = None
+    quality: Callable[[dt.datetime, str], float | None] | None = None
 
 
 class EngineHook(Protocol):
@@ -128,7 +129,7 @@ class SessionRun:
     # -- phases ----------------------------------------------------------------------
     def _day(self, table: pl.DataFrame, tracker: SessionQuality) -> SessionDay:
         r, base = self.hours, str(self.c.streams.base)
-        return SessionDay(self.day, r["open"], r["close"], base, table, self.picked, tracker.values)
+        return SessionDay(self.day, r["open"], r["close"], base, table, self.picked, tracker.value)
 
     def _scan(self) -> tuple[str, ...]:
         """Phase 1.4: run the scanner over the bars before the session date."""

@@ -277,15 +277,23 @@ class Engine:
 
     # --- the quality gate -----------------------------------------------------------
 
-    def _gate(self) -> None:
-        """Give the broker the current session's base-interval quality (once per clock)."""
+    def _gate(self, symbol: str) -> None:
+        """Give the broker the session's base-interval quality of `symbol` now.
+
+        From the stream's counters: that symbol's figure only. Without them (an engine
+        driven by hand) every symbol's, from the catalog's ``quality`` table, once per clock.
+        """
         day, clock = self._day, self.ctx.clock
-        if day is None or clock is None or self._gated == clock:
+        if day is None or clock is None:
+            return
+        if day.quality is not None:
+            value = day.quality(clock, symbol)
+            if value is not None:
+                self.broker.set_quality({symbol: value})
+            return
+        if self._gated == clock:
             return
         self._gated = clock
-        if day.quality is not None:
-            self.broker.set_quality(day.quality(clock))
-            return
         rows = self.catalog.table("quality").filter(
             (pl.col("session") == day.session)
             & (pl.col("interval") == day.base)

@@ -201,30 +201,34 @@ class _Crosses:
         self, slots: npt.NDArray[np.int64], closes: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.int8]:
         """Add one close per slot; return +1 (cross up), -1 (cross down) or 0 per slot."""
-        fast, slow, window = self.fast, self.slow, self.window
+        fast, slow = self.fast, self.slow
+        window = self.window.reshape(-1)  # a view: slot s, push p is at s * slow + p % slow
         pushed = self.pushed[slots]
-        leaving_fast = np.where(pushed >= fast, window[slots, (pushed - fast) % slow], 0.0)
-        leaving_slow = np.where(pushed >= slow, window[slots, pushed % slow], 0.0)
-        window[slots, pushed % slow] = closes
+        row = slots * slow
+        at = row + pushed % slow
+        leaving_fast = window[row + (pushed - fast) % slow]
+        leaving_fast[pushed < fast] = 0.0
+        leaving_slow = window[at]
+        leaving_slow[pushed < slow] = 0.0
+        window[at] = closes
         fast_sum = (self.fast_sum[slots] - leaving_fast) + closes
         slow_sum = (self.slow_sum[slots] - leaving_slow) + closes
         pushed += 1
         self.pushed[slots] = pushed
-        for i in (pushed % slow == 0).nonzero()[0].tolist():  # re-add exactly now and then
-            ring, last = window[slots[i]].tolist(), int(pushed[i]) - 1
-            fast_sum[i] = math.fsum(ring[(last - k) % slow] for k in range(fast))
-            slow_sum[i] = math.fsum(ring)
+        again = (pushed % slow == 0).nonzero()[0]  # re-add exactly now and then
+        if again.size:
+            rings = self.window[slots[again]].tolist()  # in push order: `slow` closes just ended
+            fast_sum[again] = [math.fsum(ring[slow - fast :]) for ring in rings]
+            slow_sum[again] = [math.fsum(ring) for ring in rings]
         self.fast_sum[slots], self.slow_sum[slots] = fast_sum, slow_sum
-        full = pushed >= slow
         average = slow_sum / slow
         diff = fast_sum / fast - average
-        state = np.where(np.abs(diff) <= TIE * np.abs(average), 0, np.where(diff > 0, 1, -1))
-        state = np.where(full, state, 0).astype(np.int8)
+        band = TIE * np.abs(average)
+        state = (diff > band).astype(np.int8) - (diff < -band).astype(np.int8)
+        state[pushed < slow] = 0  # no state before the first full window
         previous = self.state[slots]
         self.state[slots] = state
-        up = (previous == -1) & (state == 1)
-        down = (previous == 1) & (state == -1)
-        crosses: npt.NDArray[np.int8] = up.astype(np.int8) - down.astype(np.int8)
+        crosses: npt.NDArray[np.int8] = state * (previous * state == -1)  # -1 -> 1 or 1 -> -1
         return crosses
 
 

@@ -286,8 +286,8 @@ class BarsView:
 class Context:
     """What is visible at `clock` (read from the catalog) and the broker's order methods.
 
-    `before_order` runs before an order that may open or grow a position (the engine
-    refreshes the broker's quality gate there).
+    `before_order(symbol)` runs before an order that may open or grow a position of
+    `symbol` (the engine refreshes the broker's quality gate there).
 
     Every read is limited to rows with ``available_at <= clock``; the catalog already
     shows only revealed rows, and `bars` drops any appended row stamped later.
@@ -304,7 +304,7 @@ class Context:
         broker: Broker,
         *,
         base: str,
-        before_order: Callable[[], None] | None = None,
+        before_order: Callable[[str], None] | None = None,
     ) -> None:
         self.catalog, self.broker, self.base = catalog, broker, base
         self.clock: dt.datetime | None = None
@@ -419,7 +419,7 @@ class Context:
         held = self.position(symbol)
         reduces = abs(after) <= abs(held) and after * held >= 0
         if not reduces or self.broker.has_working(symbol):
-            self._before_order()
+            self._before_order(symbol)
 
 
 # --- naming strategies in config -------------------------------------------------------

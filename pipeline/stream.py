@@ -146,12 +146,18 @@ class SessionQuality:
         self._counted = 0
         self._lock = threading.Lock()
         self._symbols, self._base, self._day = list(symbols), base, day
+        self._index = {name: i for i, name in enumerate(self._symbols)}
+        self._last: tuple[dt.datetime | None, int, npt.NDArray[np.int64]] = (None, 0, self._present)
 
-    def _at(self, clock: dt.datetime) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        micros = schema.moment_micros(clock)
-        expected = int(np.searchsorted(self._closes, micros, side="right"))
-        upto = int(np.searchsorted(self._times, micros, side="right"))
+    def _counts(self, clock: dt.datetime) -> tuple[int, npt.NDArray[np.int64]]:
+        """Return the base slots closed by `clock` and each symbol's bars present (capped)."""
         with self._lock:
+            last, expected, present = self._last
+            if clock == last:
+                return expected, present
+            micros = schema.moment_micros(clock)
+            expected = int(self._closes.searchsorted(micros, side="right"))
+            upto = int(self._times.searchsorted(micros, side="right"))
             if upto < self._counted:  # an earlier clock: count from the start
                 self._present[:], self._counted = 0, 0
             if upto > self._counted:
@@ -159,8 +165,25 @@ class SessionQuality:
                 self._present += np.bincount(codes, minlength=self._present.size)
                 self._counted = upto
             present = np.minimum(self._present, expected)
+            self._last = (clock, expected, present)
+        return expected, present
+
+    def _at(self, clock: dt.datetime) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        expected, present = self._counts(clock)
         quality = np.where(expected > 0, 100.0 * present / max(expected, 1), np.nan)
         return expected, present, quality
+
+    def value(self, clock: dt.datetime, symbol: str) -> float | None:
+        """Return one symbol's quality at `clock` (`values`' figure; None when it has none).
+
+        The engine's quality gate asks this before an entry order: the counts are
+        advanced once per clock, and only the ordered symbol's figure is computed.
+        """
+        i = self._index.get(symbol)
+        expected, present = self._counts(clock)
+        if i is None or expected == 0:
+            return None
+        return 100.0 * int(present[i]) / expected
 
     def values(self, clock: dt.datetime) -> dict[str, float]:
         """Return each symbol's quality (0-100) at `clock`; empty before a slot has closed.

@@ -306,9 +306,13 @@ def test_session_quality_values_equal_its_rows() -> None:
     slots = calendar.slots(days, "1m").collect()["ts"]
     tracker = SessionQuality(table, slots + dt.timedelta(minutes=1), "1m", day, CONFIG.symbols)
     assert tracker.values(days["open"][0]) == {}  # no slot has closed yet
-    for minutes in (1, 45, 200, 390):
+    assert tracker.value(days["open"][0], "BOLT") is None
+    for minutes in (1, 45, 200, 390, 45):  # back to an earlier clock last
         clock = days["open"][0] + dt.timedelta(minutes=minutes)
         rows = tracker.frame(clock)
         expected = dict(zip(rows["symbol"], rows["quality"], strict=True))
         assert tracker.values(clock) == expected
+        assert {s: tracker.value(clock, s) for s in CONFIG.symbols} == expected
+    assert tracker.value(clock, "NOPE") is None
+    clock = days["open"][0] + dt.timedelta(minutes=390)
     assert tracker.values(clock)["BOLT"] == pytest.approx(100 * 387 / 390)  # 3 minutes missing

@@ -123,8 +123,8 @@ def test_context_refuses_an_appended_row_from_the_future(catalog: Catalog) -> No
 
 def test_context_passes_orders_to_the_broker_after_the_gate(catalog: Catalog) -> None:
     broker = Broker(BrokerConfig(cash=1000.0))
-    gated: list[int] = []
-    ctx = Context(catalog, broker, base="1m", before_order=lambda: gated.append(1))
+    gated: list[str] = []
+    ctx = Context(catalog, broker, base="1m", before_order=gated.append)
     bars = _session([10.0]).select("symbol", "ts", "open", "high", "low", "close", "volume")
     broker.on_bars(OPEN + MINUTE, bars.with_columns(pl.col("symbol").cast(pl.String)))
     order = ctx.target_percent("ACME", 0.5)
@@ -132,9 +132,9 @@ def test_context_passes_orders_to_the_broker_after_the_gate(catalog: Catalog) ->
     assert broker.order(order).quantity == 50
     ctx.cancel(order)
     assert broker.order(order).status == "cancelled"
-    assert gated == [1]
+    assert gated == ["ACME"]  # the gate learns the symbol ordered
     ctx.target_quantity("ACME", 0)  # only reduces (nothing held, nothing working): no gate
-    assert gated == [1]
+    assert gated == ["ACME"]
     assert (ctx.cash, ctx.equity, ctx.position("ACME")) == (1000.0, 1000.0, 0.0)
 
 
