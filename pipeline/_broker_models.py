@@ -10,6 +10,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -270,7 +271,7 @@ def check_model(value: Any, path: str, problems: list[Problem]) -> str | None:
 # --- records -------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     """One order and its current state (mutable while it is working)."""
 
@@ -305,7 +306,7 @@ class Order:
         )  # fmt: skip
 
 
-@dataclass
+@dataclass(slots=True)
 class Lot:
     """An open FIFO lot: signed `quantity` entered at `price` (commission per share kept)."""
 
@@ -468,9 +469,26 @@ def check_price(price: float, what: str) -> float:
     return float(price)
 
 
-def frame(rows: list[tuple[Any, ...]], schema: pl.Schema) -> pl.DataFrame:
-    """Return `rows` as a frame of `schema` (empty when there are none)."""
-    return pl.DataFrame(rows, schema=dict(schema), orient="row")
+def frame(rows: list[tuple[Any, ...]], shape: pl.Schema) -> pl.DataFrame:
+    """Return `rows` as a frame of `shape` (empty when there are none).
+
+    Built column by column; times go in as microseconds (Python arithmetic is several
+    times cheaper than Polars converting each datetime object), then cast.
+    """
+    if not rows:
+        return pl.DataFrame(schema=shape)
+    if any(len(row) != len(shape) for row in rows):
+        raise ValueError(f"every row must hold {len(shape)} values: {shape.names()}")
+    columns = {}
+    epoch, micro = schema.EPOCH, dt.timedelta(microseconds=1)
+    for i, (name, dtype) in enumerate(shape.items()):
+        values = list(map(itemgetter(i), rows))
+        if isinstance(dtype, pl.Datetime):
+            micros = [None if v is None else (v - epoch) // micro for v in values]
+            columns[name] = pl.Series(name, micros, dtype=pl.Int64).cast(dtype)
+        else:
+            columns[name] = pl.Series(name, values, dtype=dtype)
+    return pl.DataFrame(columns)
 
 
 # --- schemas -------------------------------------------------------------------------

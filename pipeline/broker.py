@@ -374,14 +374,13 @@ class Broker:
             return "short selling is not allowed (allow_short = false)"
         if not (abs(after) > abs(held) + EPS or after * held < 0):
             return ""  # only reduces the position: never refused
-        checks = (
-            self._quality_refusal(symbol),
-            over("max_per_trade", cfg.max_per_trade, abs(quantity) * price, "order notional"),
-            over("max_per_symbol", cfg.max_per_symbol, abs(after) * price, "position would be"),
-            self._open_positions_refusal(symbol, held),
-            self._buying_power_refusal(symbol, quantity, after, price),
-        )
-        return next((reason for reason in checks if reason), "")
+        return (
+            self._quality_refusal(symbol)
+            or over("max_per_trade", cfg.max_per_trade, abs(quantity) * price, "order notional")
+            or over("max_per_symbol", cfg.max_per_symbol, abs(after) * price, "position would be")
+            or self._open_positions_refusal(symbol, held)
+            or self._buying_power_refusal(symbol, quantity, after, price)
+        )  # the first limit broken
 
     def _quality_refusal(self, symbol: str) -> str:
         quality = self._quality.get(symbol)
@@ -530,7 +529,7 @@ class Broker:
                 lots.popleft()
         if abs(rest) > EPS:
             lots.append(Lot(rest, price, ts, self._bars[symbol], fee_per_share))
-        self._qty[symbol] = sum(lot.quantity for lot in lots)
+        self._qty[symbol] = sum([lot.quantity for lot in lots])
 
     def _close_trade(
         self, symbol: str, lot: Lot, qty: float, *, price: float, fee: float, ts: dt.datetime
