@@ -325,8 +325,9 @@ class VectorisedRunner:
             )
         self.interval = str(Interval.parse(strategy.interval))
         self._check = check
-        self._tail: pl.DataFrame | None = None
-        self._frame: pl.DataFrame | None = None  # the bars evaluated this session
+        self._tail: pl.DataFrame | None = None  # the bars carried into this session
+        self._carry: pl.DataFrame | None = None  # the bars to carry, unless some left the scope
+        self._frame: pl.LazyFrame | None = None  # the bars evaluated this session
         self._left: dict[str, int] = {}  # symbol -> the table row it left the scope at
         self._rows: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._values: list[float] = []
@@ -337,26 +338,32 @@ class VectorisedRunner:
         """Evaluate the strategy over the carried bars and `table`'s bars of its interval.
 
         With `scope`, only the session bars of those symbols are evaluated (and carried).
+        The acting rows and the bars to carry are computed in one collect.
         """
         if self._frame is not None:
             self.end_session()
         bars = (
-            table.with_row_index(_ROW)
+            table.lazy()
+            .with_row_index(_ROW)
             .with_columns(pl.col(_ROW).cast(pl.Int64))
             .filter(pl.col("interval") == self.interval)
         )
         if scope is not None:
             bars = bars.filter(pl.col("symbol").cast(pl.String).is_in(list(scope)))
-        frame = bars if self._tail is None else pl.concat([self._tail, bars], how="vertical")
-        if self._check and bars.height:
-            check_causal(frame, self.signals)
-            self._check = False
-        acting = (
-            _actions(evaluate(frame.lazy(), self.signals), self.signals)
+        frame = bars if self._tail is None else pl.concat([self._tail.lazy(), bars])
+        if self._check:
+            evaluated = frame.collect()
+            if evaluated.height > (0 if self._tail is None else self._tail.height):
+                check_causal(evaluated, self.signals)
+                self._check = False
+            frame = evaluated.lazy()
+        acting_plan = (
+            _actions(evaluate(frame, self.signals), self.signals)
             .filter(pl.col(_ROW) >= 0)
             .select(_ROW, pl.col("symbol").cast(pl.String), "_action")
-            .collect()
         )
+        plans = [acting_plan, _tail(frame, self.strategy.lookback)]
+        acting, self._carry = pl.collect_all(plans, engine="in-memory")
         self._rows = acting.get_column(_ROW).to_numpy()
         self._symbols = acting.get_column("symbol").to_list()
         self._values = acting.get_column("_action").to_list()
@@ -388,15 +395,16 @@ class VectorisedRunner:
         frame, self._frame = self._frame, None
         if frame is None:
             return
-        if self._left:
-            cut = (
-                pl.col("symbol")
-                .cast(pl.String)
-                .replace_strict(self._left, default=None, return_dtype=pl.Int64())
-            )
-            frame = frame.filter(cut.is_null() | (pl.col(_ROW) < cut))
-        tail = _keep(frame, self.strategy.lookback)
-        self._tail = tail.with_columns(pl.lit(-1, pl.Int64).alias(_ROW))
+        if not self._left:
+            self._tail = self._carry  # computed with the session's actions
+            return
+        cut = (
+            pl.col("symbol")
+            .cast(pl.String)
+            .replace_strict(self._left, default=None, return_dtype=pl.Int64())
+        )
+        seen = frame.filter(cut.is_null() | (pl.col(_ROW) < cut))
+        self._tail = _tail(seen, self.strategy.lookback).collect()
 
     def _place(self, ctx: Context, symbol: str, value: float) -> None:
         if self.signals.target is not None:
@@ -410,14 +418,18 @@ class VectorisedRunner:
             ctx.target_quantity(symbol, 0)
 
 
-def _keep(frame: pl.DataFrame, lookback: int | None) -> pl.DataFrame:
-    """Return the last `lookback` rows of each symbol (all rows when None)."""
-    if lookback is None:
-        return frame
-    if not (is_whole(lookback) and lookback >= 0):
+def _tail(frame: pl.LazyFrame, lookback: int | None) -> pl.LazyFrame:
+    """Return the last `lookback` rows of each symbol (all rows when None), to carry.
+
+    Rows stay in `frame`'s order within each symbol (what the per-symbol expressions
+    read); carried rows are marked as coming from no table row (-1).
+    """
+    if lookback is not None and not (is_whole(lookback) and lookback >= 0):
         raise ConfigError(
             f"a vectorised strategy's lookback must be a whole number >= 0 or None, found "
             f"{lookback!r}; set it to the longest window its expressions read."
         )
-    rank = pl.int_range(pl.len()).over("symbol")
-    return frame.filter(rank >= pl.len().over("symbol") - lookback)
+    if lookback is not None:
+        rank = pl.int_range(pl.len()).over("symbol")
+        frame = frame.filter(rank >= pl.len().over("symbol") - lookback)
+    return frame.with_columns(pl.lit(-1, pl.Int64).alias(_ROW))
