@@ -151,17 +151,17 @@ def _one(
             )
         count, _ = _period(spec)
         values = _profile(past, spec.field, count, sessions, session)
-        ts, interval = pl.lit(opened) + pl.duration(minutes=pl.col("minute")), _MINUTE
+        ts, interval = schema.moment_lit(opened) + pl.duration(minutes=pl.col("minute")), _MINUTE
     else:
         values = _daily(past.filter(pl.col("interval") == _DAILY), spec, session)
-        ts, interval = pl.lit(dt.datetime.combine(session, dt.time(), dt.UTC)), _DAILY
+        ts, interval = schema.moment_lit(dt.datetime.combine(session, dt.time(), dt.UTC)), _DAILY
     return values.select(
         "symbol",
         name=pl.lit(spec.output, pl.String),
         interval=pl.lit(interval, pl.String),
         ts=ts.cast(schema.TS),
         value=pl.col("value").cast(pl.Float64),
-        available_at=pl.lit(opened).cast(schema.TS),
+        available_at=schema.moment_lit(opened),
     )
 
 

@@ -261,6 +261,11 @@ def moment_micros(moment: dt.datetime) -> int:
     return (moment - EPOCH) // dt.timedelta(microseconds=1)
 
 
+def moment_lit(moment: dt.datetime) -> pl.Expr:
+    """Return a tz-aware datetime as a `TS` literal (10x cheaper than ``pl.lit(moment)``)."""
+    return pl.lit(moment_micros(moment), pl.Int64).cast(TS)
+
+
 def moment_of(micros: int) -> dt.datetime:
     """Return a `TS` value (microseconds since the epoch) as a UTC datetime."""
     return EPOCH + dt.timedelta(microseconds=micros)

@@ -1,0 +1,26 @@
+"""Datetime <-> TS value conversions agree with Polars' own."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from pipeline import schema
+
+MOMENTS = [
+    dt.datetime(2024, 3, 10, 6, 59, 59, 999_999, tzinfo=dt.UTC),
+    dt.datetime(2024, 3, 10, 3, 0, tzinfo=dt.timezone(dt.timedelta(hours=-4))),
+    dt.datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=dt.UTC),
+]
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_moment_conversions_match_polars(moment: dt.datetime) -> None:
+    polars_value = pl.select(pl.lit(moment).cast(schema.TS)).item()
+    assert pl.select(schema.moment_lit(moment)).item() == polars_value
+    assert pl.select(schema.moment_lit(moment)).to_series().dtype == schema.TS
+    micros = schema.moment_micros(moment)
+    assert pl.Series([moment]).cast(schema.TS).dt.epoch("us").item() == micros
+    assert schema.moment_of(micros) == moment
