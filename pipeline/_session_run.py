@@ -164,7 +164,7 @@ class SessionRun:
 
     def _load_history(self) -> list[pl.DataFrame]:
         frames = []
-        for iv, (sessions, names) in self._history_plan().items():
+        for iv, (sessions, names) in self.c.history_plan.items():
             bars = self.c.caches[iv].window(self.day, sessions, include_day=False)
             if names is not None:
                 bars = bars.filter(pl.col("symbol").cast(pl.String).is_in(sorted(names)))
@@ -173,16 +173,6 @@ class SessionRun:
             self._log_loaded(bars, iv)
         self.bars["2.1"] = sum(f.height for f in frames)
         return frames
-
-    def _history_plan(self) -> dict[Interval, tuple[int, set[str] | None]]:
-        """Merge history entries per interval: the longest window, the union of symbols."""
-        merged: dict[Interval, tuple[int, set[str] | None]] = {}
-        for entry in self.c.config.history:
-            iv = Interval.parse(entry.interval)
-            n, names = merged.get(iv, (0, set()))
-            wanted = None if entry.symbols == "all" or names is None else names | set(entry.symbols)
-            merged[iv] = (max(n, entry.sessions), wanted)
-        return merged
 
     def _log_loaded(self, bars: pl.DataFrame, iv: Interval) -> None:
         if not log.isEnabledFor(logging.INFO):
@@ -196,7 +186,7 @@ class SessionRun:
         if base not in self.history_days or not targets:
             self.bars["2.4"] = 0
             return []
-        sessions, names = self._history_plan()[base]
+        sessions, names = self.c.history_plan[base]
         frames = []
         for iv in targets:
             bars = self.c.caches[base].window(self.day, sessions, include_day=False, part=str(iv))
@@ -213,13 +203,20 @@ class SessionRun:
             self.c.catalog.set_table_source("indicators", _no_indicators)
             log.info("%sPHASE_2.2: Computed 0 indicators for 0 symbols", FLOW)
             return
-        values = hist_indicators.compute(
-            _concat(parts).lazy(),
-            specs,
-            self.day,
-            self.hours["open"],
-            sessions=self._calendar_rows(self._all_days()),
-        ).collect(engine="in-memory")
+        blocks = self.c.daily_blocks
+        frames = [] if blocks is None else [blocks.of(self.day)]
+        rest = specs if blocks is None else [s for s in specs if s.granularity == "minute"]
+        if rest:
+            frames.append(
+                hist_indicators.compute(
+                    _concat(parts).lazy(),
+                    rest,
+                    self.day,
+                    self.hours["open"],
+                    sessions=self._calendar_rows(self._all_days()),
+                ).collect(engine="in-memory")
+            )
+        values = frames[0] if len(frames) == 1 else pl.concat(frames).sort("symbol", "name", "ts")
         self.c.catalog.set_table("indicators", values)
         symbols = values["symbol"].n_unique() if values.height else 0
         log.info("%sPHASE_2.2: Computed %d indicators for %d symbols", FLOW, len(specs), symbols)

@@ -2,6 +2,8 @@
 
 `compute` turns the trailing history of a session (`schema.CATALOG_BARS` rows, every
 loaded interval) into `schema.INDICATORS` rows, one plan per indicator, concatenated.
+`daily_values` computes the daily kinds for many sessions in one plan, each from its
+own window, with the same values (the coordinator uses it for blocks of sessions).
 Nothing here reads the disk or collects: the coordinator collects the result.
 
 Windows (`HistoricalIndicator.period`):
@@ -40,6 +42,8 @@ from pipeline.errors import ConfigError
 
 _PERIOD = re.compile(r"^([1-9][0-9]*)([dwy])$")
 _DAILY, _MINUTE = "1d", "1m"
+_TARGET = "_for"  # the session a daily history row serves (it is in that session's window)
+_KEYS = [_TARGET, "symbol"]
 
 
 def compute(
@@ -92,7 +96,12 @@ def compute(
         validate(spec)
     opened = _utc(session_open)
     past = history.filter(pl.col("session") < session)
-    frames = [_one(past, spec, session, opened, sessions) for spec in specs]
+    profiles = [spec for spec in specs if spec.granularity == "minute"]
+    frames = [_profile_rows(past, spec, session, opened, sessions) for spec in profiles]
+    daily = [spec for spec in specs if spec.granularity != "minute"]
+    if daily:
+        target = pl.DataFrame({"session": [session], "first": [dt.date.min], "open": [opened]})
+        frames.append(daily_values(past, daily, target.cast({"open": schema.TS})))
     symbol = history.collect_schema()["symbol"]
     out_schema = pl.Schema(
         {k: symbol if k == "symbol" else v for k, v in schema.INDICATORS.items()}
@@ -100,6 +109,65 @@ def compute(
     if not frames:
         return pl.LazyFrame(schema=out_schema)
     return pl.concat(frames).select(out_schema.names()).sort("symbol", "name", "ts")
+
+
+def daily_values(
+    history: pl.LazyFrame, specs: Sequence[HistoricalIndicator], targets: pl.DataFrame
+) -> pl.LazyFrame:
+    """Compute the daily (not minute-profile) indicators of many sessions at once.
+
+    The same values as `compute` gives session by session, in one plan (phase 2.2 for a
+    block of sessions).
+
+    Parameters
+    ----------
+    history
+        `schema.CATALOG_BARS` rows; only ``interval == "1d"`` rows are read.
+    specs
+        Daily indicators; each must pass the checks of `validate`.
+    targets
+        One row per session to compute: ``session`` (Date), ``first`` (Date: the first
+        session of its history window) and ``open`` (`schema.TS`, the rows'
+        ``available_at``). A session's values read the daily bars with
+        ``first <= bar session < session``.
+
+    Returns
+    -------
+    pl.LazyFrame
+        `schema.INDICATORS` rows with the input's ``symbol`` dtype, sorted by ``ts``
+        (the session at 00:00 UTC), ``symbol``, ``name``.
+    """
+    for spec in specs:
+        validate(spec)
+        if spec.granularity == "minute":
+            raise ValueError(f"{spec.output!r} is a minute profile: compute it with `compute`.")
+    bars = history.filter(pl.col("interval") == _DAILY)
+    spans = targets.lazy().select(pl.col("session").alias(_TARGET), "first")
+    # One copy of each bar per session whose window holds it, in session order per symbol.
+    windows = (
+        bars.join(spans, how="cross")
+        .filter(pl.col("session").is_between(pl.col("first"), pl.col(_TARGET), closed="left"))
+        .sort(_TARGET, "symbol", "session", maintain_order=True)
+    )
+    opens = targets.lazy().select(pl.col("session").alias(_TARGET), "open")
+    frames = [
+        _daily(windows, spec)
+        .join(opens, on=_TARGET)
+        .select(
+            "symbol",
+            name=pl.lit(spec.output, pl.String),
+            interval=pl.lit(_DAILY, pl.String),
+            ts=pl.col(_TARGET).cast(schema.TS),  # the session at 00:00 UTC
+            value=pl.col("value").cast(pl.Float64),
+            available_at=pl.col("open").cast(schema.TS),
+        )
+        for spec in specs
+    ]
+    shape = schema.INDICATORS
+    if not frames:
+        symbol = history.collect_schema()["symbol"]
+        return pl.LazyFrame(schema=pl.Schema({**shape, "symbol": symbol}))
+    return pl.concat(frames).sort("ts", "symbol", "name", maintain_order=True)
 
 
 def validate(spec: HistoricalIndicator) -> None:
@@ -135,72 +203,62 @@ def _period(spec: HistoricalIndicator) -> tuple[int, str]:
     return int(match.group(1)), match.group(2)
 
 
-def _one(
+def _profile_rows(
     past: pl.LazyFrame,
     spec: HistoricalIndicator,
     session: dt.date,
     opened: dt.datetime,
     sessions: pl.DataFrame | None,
 ) -> pl.LazyFrame:
-    """Return the `schema.INDICATORS` rows of one indicator."""
-    if spec.granularity == "minute":
-        if sessions is None:
-            raise ValueError(
-                f"Historical indicator {spec.output!r} is a minute profile: pass the calendar "
-                "sessions of the history as `sessions=`."
-            )
-        count, _ = _period(spec)
-        values = _profile(past, spec.field, count, sessions, session)
-        ts, interval = schema.moment_lit(opened) + pl.duration(minutes=pl.col("minute")), _MINUTE
-    else:
-        values = _daily(past.filter(pl.col("interval") == _DAILY), spec, session)
-        ts, interval = schema.moment_lit(dt.datetime.combine(session, dt.time(), dt.UTC)), _DAILY
+    """Return the `schema.INDICATORS` rows of one minute profile."""
+    if sessions is None:
+        raise ValueError(
+            f"Historical indicator {spec.output!r} is a minute profile: pass the calendar "
+            "sessions of the history as `sessions=`."
+        )
+    count, _ = _period(spec)
+    values = _profile(past, spec.field, count, sessions, session)
     return values.select(
         "symbol",
         name=pl.lit(spec.output, pl.String),
-        interval=pl.lit(interval, pl.String),
-        ts=ts.cast(schema.TS),
+        interval=pl.lit(_MINUTE, pl.String),
+        ts=(schema.moment_lit(opened) + pl.duration(minutes=pl.col("minute"))).cast(schema.TS),
         value=pl.col("value").cast(pl.Float64),
         available_at=schema.moment_lit(opened),
     )
 
 
-def _daily(daily: pl.LazyFrame, spec: HistoricalIndicator, session: dt.date) -> pl.LazyFrame:
-    """Return (``symbol``, ``value``) of a daily indicator, one row per symbol with a value."""
+def _daily(windows: pl.LazyFrame, spec: HistoricalIndicator) -> pl.LazyFrame:
+    """Return (``_for``, ``symbol``, ``value``) of a daily indicator per session and symbol.
+
+    `windows` hold each session's daily bars, marked with the session they serve
+    (``_for``), in session order per (``_for``, ``symbol``).
+    """
     count, unit = _period(spec)
     field = pl.col(spec.field)
     if spec.name == "prev":
-        return daily.group_by("symbol").agg(value=field.sort_by("session").last())
+        return windows.group_by(_KEYS).agg(value=field.sort_by("session").last())
     if spec.name == "atr":
-        return _atr(daily, count)
-    rows = daily.filter(_window(count, unit, session))
+        return _atr(windows, count)
+    rows = windows.filter(_window(count, unit))
     value = {"avg": field.mean(), "max": field.max(), "min": field.min()}[spec.name]
-    return rows.group_by("symbol").agg(value=value)
+    return rows.group_by(_KEYS).agg(value=value)
 
 
-def _window(count: int, unit: str, session: dt.date) -> pl.Expr:
-    """Return the filter keeping the daily bars inside a period ending before `session`.
+def _window(count: int, unit: str) -> pl.Expr:
+    """Return the filter keeping the daily bars inside a period ending before their session.
 
     Calendar periods are half-open, ``[session - period, session)``: 52w is the 364
-    days before the session, so 1w is the five sessions of the week before.
+    days before the session, so 1w is the five sessions of the week before; a year back
+    from 29 February is 28 February.
     """
     if unit == "d":
-        return pl.col("session").rank("ordinal", descending=True).over("symbol") <= count
-    if unit == "w":
-        return pl.col("session") >= session - dt.timedelta(weeks=count)
-    return pl.col("session") >= _years_before(session, count)
+        return pl.col("session").rank("ordinal", descending=True).over(_KEYS) <= count
+    return pl.col("session") >= pl.col(_TARGET).dt.offset_by(f"-{count}{unit}")
 
 
-def _years_before(day: dt.date, years: int) -> dt.date:
-    """Return `day` moved back `years` calendar years (29 February becomes 28 February)."""
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:
-        return day.replace(year=day.year - years, day=28)
-
-
-def _atr(daily: pl.LazyFrame, n: int) -> pl.LazyFrame:
-    """Return Wilder's ATR(n) at each symbol's last daily bar, as TA-Lib computes it.
+def _atr(windows: pl.LazyFrame, n: int) -> pl.LazyFrame:
+    """Return Wilder's ATR(n) at each window's last daily bar, as TA-Lib computes it.
 
     True ranges start at the second bar (they need a previous close); the first ATR is
     the mean of the first n of them and each later one ``(atr * (n - 1) + tr) / n``,
@@ -212,10 +270,10 @@ def _atr(daily: pl.LazyFrame, n: int) -> pl.LazyFrame:
     seeded = tr.head(n).mean().append(tr.slice(n))
     atr = seeded.ewm_mean(alpha=1.0 / n, adjust=False).last()
     return (
-        daily.group_by("symbol")
+        windows.group_by(_KEYS)
         .agg(value=atr, bars=pl.len())
         .filter(pl.col("bars") > n)
-        .select("symbol", "value")
+        .select(*_KEYS, "value")
     )
 
 

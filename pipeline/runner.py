@@ -39,6 +39,7 @@ import numpy.typing as npt
 import polars as pl
 
 from pipeline import calendar, schema
+from pipeline._daily_blocks import DailyBlocks
 from pipeline._session_run import EngineHook, SessionDay, SessionRun
 from pipeline.catalog import Catalog, get_catalog
 from pipeline.config import RunConfig, config_hash
@@ -132,6 +133,8 @@ class Coordinator:
         self._closes = _SlotCloses(self.days, self.streams.base)
         self._day_list: list[dt.date] = self.all_days.get_column("session").to_list()
         self._day_index = {d: i for i, d in enumerate(self._day_list)}
+        self.history_plan = _history_plan(config)
+        self.daily_blocks = self._daily_blocks()
         self._figures: list[tuple[object, ...]] = []
         self.scanner: tuple[ScanSource, SavedQuery] | None = None
         self._scans: list[pl.DataFrame] = []
@@ -175,6 +178,21 @@ class Coordinator:
         ]
         wanted.append((str(self.streams.base), 0, everyone))
         return plan(wanted, self.store.intervals())
+
+    def _daily_blocks(self) -> DailyBlocks | None:
+        """Phase 2.2's daily indicators by blocks of sessions, when the history allows it.
+
+        Their input must be exactly the 1d history entry's bars: not when 1d bars are
+        also streamed or derived in session (they would join the history too).
+        """
+        daily = [s for s in self.config.historical_indicators if s.granularity != "minute"]
+        day = Interval.parse("1d")
+        entry = self.history_plan.get(day)
+        if not daily or entry is None or day in (self.streams.base, *self.streams.derived):
+            return None
+        sessions, names = entry
+        cache = self.caches[day]
+        return DailyBlocks(cache, daily, sessions, names, days=self.days, all_days=self._day_list)
 
     def _cache(self, spec: LoadSpec) -> BarCache:
         in_history = any(Interval.parse(h.interval) == spec.interval for h in self.config.history)
@@ -228,6 +246,17 @@ class Coordinator:
     ) -> dict[str, object]:
         """Run phases 1.2 to 6 for one session (a row of `calendar.sessions`)."""
         return SessionRun(self, day).execute(subscribers, speed=speed, engine=engine)
+
+
+def _history_plan(config: RunConfig) -> dict[Interval, tuple[int, set[str] | None]]:
+    """Merge history entries per interval: the longest window, the union of symbols."""
+    merged: dict[Interval, tuple[int, set[str] | None]] = {}
+    for entry in config.history:
+        iv = Interval.parse(entry.interval)
+        n, names = merged.get(iv, (0, set()))
+        wanted = None if entry.symbols == "all" or names is None else names | set(entry.symbols)
+        merged[iv] = (max(n, entry.sessions), wanted)
+    return merged
 
 
 class _SlotCloses:

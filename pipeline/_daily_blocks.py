@@ -1,0 +1,79 @@
+"""Daily historical indicators (phase 2.2) for blocks of a run's sessions, sliced per session.
+
+Per session, `pipeline.hist_indicators.compute` costs a few milliseconds of Polars
+planning whatever the data; the daily kinds (avg/max/min over sessions, weeks or
+years, prev, ATR) of `BLOCK` sessions are computed in one plan instead
+(`hist_indicators.daily_values`, the same values), each session's history window being
+the one phase 2.1 loads for it: the `sessions` daily sessions before it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from pipeline import hist_indicators, schema
+from pipeline.config import HistoricalIndicator
+from pipeline.loader import BarCache
+
+#: Sessions computed together (memory: BLOCK x (window + BLOCK) daily bars per symbol).
+BLOCK = 20
+
+
+class DailyBlocks:
+    """The daily historical indicators of a run, computed `BLOCK` sessions at a time.
+
+    `cache` serves the 1d history; `sessions` and `names` are the merged 1d history
+    entry (window length; symbols, None for all). `days` are the run's calendar rows
+    (``session``, ``open``) and `all_days` every calendar session from the first
+    history session on, in order.
+    """
+
+    def __init__(
+        self,
+        cache: BarCache,
+        specs: Sequence[HistoricalIndicator],
+        sessions: int,
+        names: set[str] | None,
+        *,
+        days: pl.DataFrame,
+        all_days: Sequence[dt.date],
+    ) -> None:
+        self._cache, self._specs = cache, tuple(specs)
+        self._sessions, self._names = sessions, None if names is None else sorted(names)
+        self._run = days.select("session", pl.col("open").cast(schema.TS))
+        self._run_index = {d: i for i, d in enumerate(self._run.get_column("session").to_list())}
+        self._all = list(all_days)
+        self._index = {d: i for i, d in enumerate(self._all)}
+        self._block: tuple[int, int] = (0, -1)  # run positions held: [first, last]
+        self._values = pl.DataFrame()
+        self._offsets = np.zeros(1, dtype=np.int64)
+
+    def of(self, day: dt.date) -> pl.DataFrame:
+        """Return `day`'s rows (`schema.INDICATORS`, sorted by symbol and name)."""
+        k = self._run_index[day]
+        first, last = self._block
+        if not first <= k <= last:
+            self._compute(k, min(k + BLOCK, self._run.height) - 1)
+            first = k
+        lo, hi = int(self._offsets[k - first]), int(self._offsets[k - first + 1])
+        return self._values.slice(lo, hi - lo)
+
+    def _compute(self, first: int, last: int) -> None:
+        block = self._run.slice(first, last - first + 1)
+        days = block.get_column("session").to_list()
+        firsts = [self._all[max(0, self._index[d] - self._sessions)] for d in days]
+        reach = self._index[days[-1]] - self._index[days[0]] + self._sessions
+        history = self._cache.window(days[-1], reach, include_day=False)
+        if self._names is not None:
+            history = history.filter(pl.col("symbol").cast(pl.String).is_in(self._names))
+        targets = block.with_columns(first=pl.Series(firsts, dtype=pl.Date))
+        values = hist_indicators.daily_values(history.lazy(), self._specs, targets)
+        self._values = values.collect(engine="in-memory")
+        midnights = pl.Series([dt.datetime.combine(d, dt.time(), dt.UTC) for d in days])
+        starts = self._values.get_column("ts").search_sorted(midnights.cast(schema.TS))
+        self._offsets = np.append(starts.to_numpy(), self._values.height).astype(np.int64)
+        self._block = (first, last)
