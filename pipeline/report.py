@@ -13,12 +13,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
-__all__ = ["CHART", "REPORT", "equity_chart", "html_report", "write_report"]
+__all__ = ["CHART", "REPORT", "envelope", "equity_chart", "html_report", "write_report"]
 
 #: File names inside the run folder.
 CHART, REPORT = "equity.png", "report.html"
+#: Points per series in the chart at most are twice this (a 9-inch figure at 100 dpi).
+CHART_COLUMNS = 1_800
 #: Trades listed in the HTML report at most (the first ones); all are in trades.parquet.
 TRADE_ROWS = 1_000
 _TRADE_COLUMNS = (
@@ -44,19 +48,41 @@ def equity_chart(equity: pl.DataFrame, *, title: str = "") -> bytes:
 
     figure = Figure(figsize=(9, 5), dpi=100, layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
-    x = list(range(equity.height))  # bar number: sessions sit side by side, no overnight gaps
-    top.plot(x, equity.get_column("equity").to_list(), color="#1f5fa8", linewidth=1.0)
+    # x is the bar number: sessions sit side by side, no overnight gaps
+    x, y = envelope(equity.get_column("equity").to_numpy())
+    top.plot(x, y, color="#1f5fa8", linewidth=1.0)
     top.set_ylabel("equity")
     top.set_title(title, fontsize=10)
     top.grid(alpha=0.3)
-    drawdown = [100.0 * v for v in equity.get_column("drawdown").to_list()]
-    bottom.fill_between(x, drawdown, 0.0, color="#c0392b", alpha=0.5, linewidth=0)
+    x, deepest = envelope(equity.get_column("drawdown").to_numpy(), low_only=True)
+    bottom.fill_between(x, 100.0 * deepest, 0.0, color="#c0392b", alpha=0.5, linewidth=0)
     bottom.set_ylabel("drawdown %")
     bottom.set_xlabel("bar")
     bottom.grid(alpha=0.3)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
+
+
+def envelope(
+    values: npt.NDArray[np.float64], *, columns: int = CHART_COLUMNS, low_only: bool = False
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Return (x, y) to draw `values` (x = position) with at most 2 points per column.
+
+    More values than `columns` are cut into `columns` runs; each run is drawn by its
+    lowest and highest value (only its lowest with `low_only`), so the chart shows the
+    same extremes as drawing every value, at a fraction of the cost.
+    """
+    n = values.size
+    if n <= columns:
+        return np.arange(n, dtype=np.float64), values.astype(np.float64)
+    starts = np.linspace(0, n, columns + 1).astype(np.int64)[:-1]
+    low = np.minimum.reduceat(values, starts)
+    if low_only:
+        return starts.astype(np.float64), low
+    high = np.maximum.reduceat(values, starts)
+    width = np.diff(np.append(starts, n)) / 2
+    return np.column_stack([starts, starts + width]).ravel(), np.column_stack([low, high]).ravel()
 
 
 def html_report(summary: Mapping[str, Any], trades: pl.DataFrame, png: bytes | None) -> str:
