@@ -342,7 +342,7 @@ class BarRows:
     the symbols with working orders. ``ts`` is in microseconds since the epoch (UTC).
     """
 
-    __slots__ = ("close", "high", "low", "open", "symbols", "ts", "volume")
+    __slots__ = ("_moment", "close", "high", "low", "open", "symbols", "ts", "volume")
 
     def __init__(self, frame: pl.DataFrame) -> None:
         self.symbols: list[str] = frame.get_column("symbol").cast(pl.String).to_list()
@@ -352,6 +352,7 @@ class BarRows:
         self.low = frame.get_column("low").cast(pl.Float64).to_numpy()
         self.close: list[float] = frame.get_column("close").cast(pl.Float64).to_list()
         self.volume: list[float] = frame.get_column("volume").cast(pl.Float64).to_list()
+        self._moment: tuple[int, dt.datetime | None] = (0, None)  # the last `ts` converted
 
     @classmethod
     def of_columns(
@@ -366,6 +367,7 @@ class BarRows:
         `codes` index the symbols into `universe`.
         """
         out = cls.__new__(cls)
+        out._moment = (0, None)
 
         def pick(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
             return values if rows is None else values[rows]
@@ -386,7 +388,10 @@ class BarRows:
 
     def bar(self, i: int) -> Bar:
         """Return row `i` as a `Bar`."""
-        ts = schema.moment_of(int(self.ts[i]))
+        micros, ts = int(self.ts[i]), self._moment[1]
+        if ts is None or micros != self._moment[0]:  # a step's bars share their time
+            ts = schema.moment_of(micros)
+            self._moment = (micros, ts)
         return Bar(
             ts,
             float(self.open[i]),

@@ -515,7 +515,9 @@ class Broker:
 
     def _book(self, symbol: str, signed: float, price: float, fee: float, ts: dt.datetime) -> None:
         """Match a fill against the symbol's open lots (FIFO); open a lot with the rest."""
-        lots = self._lots.setdefault(symbol, deque())
+        lots = self._lots.get(symbol)
+        if lots is None:
+            lots = self._lots[symbol] = deque()
         fee_per_share = fee / abs(signed)
         rest = signed
         while abs(rest) > EPS and lots and lots[0].quantity * rest < 0:
