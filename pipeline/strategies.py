@@ -51,6 +51,8 @@ class MovingAverageCross(Strategy):
     The averages are simple moving averages of the closes of `interval` bars as they
     become visible, kept incrementally per symbol (O(1) per bar) and carried across
     sessions; they start once `slow` bars have been seen (history bars are not read).
+    With 8 or more symbols in a session they live in NumPy arrays and a step's symbols
+    are updated together (the same arithmetic, so the same crosses).
     Long only. `symbol` limits it to one symbol (None: every symbol of the run).
 
     Cross rule (the same as backtesting.py's ``crossover``): with ``state`` = the sign
