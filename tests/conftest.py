@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.importing import ImportOptions, import_files
+from pipeline.store import Store
+
 REAL_DATA_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 
@@ -27,3 +30,12 @@ def real_data() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return root
+
+
+@pytest.fixture(scope="session")
+def spy(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """Return a store of the real SPY 1-minute bars of 2019 (eqker), imported once."""
+    store = Store(tmp_path_factory.mktemp("spy") / "store")
+    path = real_data / "eqker-24sym-2019" / "SPY_1min.csv"
+    import_files(store, [path], ImportOptions(preset="alphavantage"))
+    return store

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,6 @@ import pytest
 from pipeline.catalog import Catalog
 from pipeline.config import parse_config
 from pipeline.engine import backtest
-from pipeline.importing import ImportOptions, import_files
 from pipeline.store import Store
 
 pytestmark = pytest.mark.real_data
@@ -54,14 +52,6 @@ CONFIG = {
     },
     "broker": {"cash": CASH, "fill": "next_open"},
 }
-
-
-@pytest.fixture(scope="module")
-def spy(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Store:
-    store = Store(tmp_path_factory.mktemp("spy") / "store")
-    path = real_data / "eqker-24sym-2019" / "SPY_1min.csv"
-    import_files(store, [path], ImportOptions(preset="alphavantage"))
-    return store
 
 
 @pytest.fixture(scope="module")

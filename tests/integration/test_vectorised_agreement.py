@@ -19,7 +19,6 @@ from polars.testing import assert_frame_equal
 from pipeline.catalog import Catalog
 from pipeline.config import RunConfig, load_config, parse_config
 from pipeline.engine import backtest
-from pipeline.importing import ImportOptions, import_files
 from pipeline.store import Store
 from pipeline.strategies import MovingAverageCross
 from pipeline.strategy import Strategy
@@ -99,14 +98,6 @@ SPY_CONFIG = {
     "streams": ["1m", "5m"],
     "broker": {"cash": 100_000, "fill": "next_open"},
 }
-
-
-@pytest.fixture(scope="module")
-def spy(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Store:
-    store = Store(tmp_path_factory.mktemp("spy") / "store")
-    path = real_data / "eqker-24sym-2019" / "SPY_1min.csv"
-    import_files(store, [path], ImportOptions(preset="alphavantage"))
-    return store
 
 
 @pytest.mark.real_data
