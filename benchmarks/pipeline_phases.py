@@ -38,21 +38,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flow import PHASES as FLOW_PHASES
+from flow import config
+
 SIZES = {"small": 1, "medium": 100, "large": 500}
 YEAR = 2024
 STORE_FROM = dt.date(YEAR - 1, 11, 1)  # covers 20 sessions of 1d history before 2024
 BATCH = 50  # symbols generated and written at a time
 SEED = 7
-PHASES = {
-    "1": "1.2-1.3 clear, hours",
-    "2.1": "2.1 load history",
-    "2.4": "2.4 derive history",
-    "2.2": "2.2 historical indicators",
-    "2.3": "2.3 quality + gaps",
-    "3": "3 session table + indicators",
-    "4": "4 activate",
-    "5": "5 stream + strategy",
-}
+PHASES = {**FLOW_PHASES, "5": "5 stream + strategy"}  # flow.py's labels; phase 5 runs the strategy
 
 
 # --- the store -------------------------------------------------------------------------
@@ -100,8 +94,6 @@ def ensure_store(cache: Path, symbols: int, last: dt.date) -> Path:
 
 def run_config(symbols: int, last: dt.date, strategy: bool) -> dict[str, Any]:
     """Return flow.py's config over 2024 up to `last`, with the crossover when `strategy`."""
-    from flow import config
-
     settings: dict[str, Any] = {**config(symbols, YEAR, indicators=True), "end": str(last)}
     settings["name"] = "bench-phases"
     if strategy:
