@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from cli_commands import command_paths
 from typer.testing import CliRunner
 
 from pipeline import __version__
@@ -239,15 +240,6 @@ def test_data_root_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     result = runner.invoke(app, ["data", "list", "-f", "json"])
     assert result.exit_code == 0, result.stderr
     assert len(json.loads(result.stdout)) == 6
-
-
-def command_paths(command: object = None, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """Return the argument path of every leaf command: ("data", "list"), ("run",), ..."""
-    command = typer.main.get_command(app) if command is None else command
-    subs = getattr(command, "commands", None)
-    if not subs:
-        return [prefix]
-    return [p for name, sub in subs.items() for p in command_paths(sub, (*prefix, name))]
 
 
 COMMANDS = command_paths()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from cli_commands import command_paths
 from typer.testing import CliRunner
 
 from pipeline.catalog import reset_catalog
@@ -18,15 +19,6 @@ SAMPLE = REPO / "data"
 CONFIG = REPO / "configs" / "sample.toml"
 CASES = REPO / "tests" / "regression" / "cases"
 runner = CliRunner()
-
-
-def command_paths(command: object = None, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """Return the argument path of every leaf command: ("data", "list"), ("run",), ..."""
-    command = typer.main.get_command(app) if command is None else command
-    subs = getattr(command, "commands", None)
-    if not subs:
-        return [prefix]
-    return [p for name, sub in subs.items() for p in command_paths(sub, (*prefix, name))]
 
 
 @pytest.fixture(autouse=True)
