@@ -43,7 +43,7 @@ class DailyBlocks:
         all_days: Sequence[dt.date],
     ) -> None:
         self._cache, self._specs = cache, tuple(specs)
-        self._sessions, self._names = sessions, None if names is None else sorted(names)
+        self._sessions, self._names = sessions, names
         self._run = days.select("session", pl.col("open").cast(schema.TS))
         self._run_index = {d: i for i, d in enumerate(self._run.get_column("session").to_list())}
         self._all = list(all_days)
@@ -67,9 +67,7 @@ class DailyBlocks:
         days = block.get_column("session").to_list()
         firsts = [self._all[max(0, self._index[d] - self._sessions)] for d in days]
         reach = self._index[days[-1]] - self._index[days[0]] + self._sessions
-        history = self._cache.window(days[-1], reach, include_day=False)
-        if self._names is not None:
-            history = history.filter(pl.col("symbol").cast(pl.String).is_in(self._names))
+        history = self._cache.window(days[-1], reach, include_day=False, symbols=self._names)
         targets = block.with_columns(first=pl.Series(firsts, dtype=pl.Date))
         values = hist_indicators.daily_values(history.lazy(), self._specs, targets)
         self._values = values.collect(engine="in-memory")

@@ -165,9 +165,7 @@ class SessionRun:
     def _load_history(self) -> list[pl.DataFrame]:
         frames = []
         for iv, (sessions, names) in self.c.history_plan.items():
-            bars = self.c.caches[iv].window(self.day, sessions, include_day=False)
-            if names is not None:
-                bars = bars.filter(pl.col("symbol").cast(pl.String).is_in(sorted(names)))
+            bars = self.c.caches[iv].window(self.day, sessions, include_day=False, symbols=names)
             self.history_days[iv] = self.c.sessions_before(self.day, sessions)
             frames.append(bars)
             self._log_loaded(bars, iv)
@@ -189,9 +187,8 @@ class SessionRun:
         sessions, names = self.c.history_plan[base]
         frames = []
         for iv in targets:
-            bars = self.c.caches[base].window(self.day, sessions, include_day=False, part=str(iv))
-            if names is not None:
-                bars = bars.filter(pl.col("symbol").cast(pl.String).is_in(sorted(names)))
+            cache = self.c.caches[base]
+            bars = cache.window(self.day, sessions, include_day=False, part=str(iv), symbols=names)
             log.info("%sPHASE_2.4: Derived %d %s bars", FLOW, bars.height, iv)
             frames.append(bars)
         self.bars["2.4"] = sum(f.height for f in frames)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,14 +86,27 @@ class BarCache:
         self._loaded: tuple[int, int] = (0, -1)  # session positions held: [first, last]
 
     def window(
-        self, day: dt.date, sessions: int, *, include_day: bool, part: str = BARS
+        self,
+        day: dt.date,
+        sessions: int,
+        *,
+        include_day: bool,
+        part: str = BARS,
+        symbols: Collection[str] | None = None,
     ) -> pl.DataFrame:
         """Return `part` for the `sessions` sessions before `day` (and `day` if asked).
 
         Parts: `BARS`, each derived interval (``"5m"``), `QUALITY`, `GAPS`, `TABLE`,
-        `INDICATORS`. Zero-copy: a slice of the loaded chunk, sorted by session. With
-        `conform`, every part went through it once (as the catalog table it feeds).
+        `INDICATORS`. Zero-copy: a slice of the loaded chunk, sorted by session (a
+        filtered copy when `symbols` limits it to those). With `conform`, every part
+        went through it once (as the catalog table it feeds).
         """
+        rows = self._window(day, sessions, include_day=include_day, part=part)
+        if symbols is None:
+            return rows
+        return rows.filter(pl.col("symbol").cast(pl.String).is_in(sorted(symbols)))
+
+    def _window(self, day: dt.date, sessions: int, *, include_day: bool, part: str) -> pl.DataFrame:
         end = self._days.index(day) + (1 if include_day else 0)
         first = max(0, end - sessions - (1 if include_day else 0))
         if end > first and not (self._loaded[0] <= first and end - 1 <= self._loaded[1]):
