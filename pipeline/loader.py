@@ -199,7 +199,8 @@ class BarCache:
             self.spec.symbols,
             first - dt.timedelta(days=1),
             last + dt.timedelta(days=1),
-        ).with_columns(pl.col("symbol").cast(self._enum))
+            symbol_type=self._enum,
+        )
         tz = calendar.timezone(self._mic)
         bars = derive.annotate(raw, self.spec.source, days, tz, extended_hours=self._extended)
         if self.spec.source != self.spec.interval:

@@ -135,42 +135,50 @@ class Store:
         symbols: Sequence[str] | None = None,
         start: dt.date | dt.datetime | None = None,
         end: dt.date | dt.datetime | None = None,
+        *,
+        symbol_type: pl.Enum | None = None,
     ) -> pl.LazyFrame:
         """Return stored bars as a lazy frame (`schema.BARS`), sorted by (symbol, ts).
 
         `start` is inclusive and `end` exclusive when they are datetimes (tz-aware);
         a `date` means midnight UTC, and an `end` date is inclusive (the whole UTC day).
         Only the files that can hold the range are scanned, and the ``ts`` filter is
-        pushed down to Parquet row groups. Unknown symbols raise `DataNotFoundError`.
+        pushed down to Parquet row groups. Symbols come in the order asked for (sorted
+        when `symbols` is None); ``symbol`` is String, or `symbol_type` (an Enum holding
+        every symbol read). Unknown symbols raise `DataNotFoundError`.
         """
         iv = Interval.parse(interval)
         self._heal()
         lo, hi = _bound(start, upper=False), _bound(end, upper=True)
-        wanted = list(symbols) if symbols is not None else self.symbols(iv)
-        scans = [self._scan_symbol(iv, s, lo, hi) for s in wanted]
-        frames = [f for f in scans if f is not None]
-        if not frames:
-            return schema.empty(schema.BARS).lazy()
-        out = pl.concat(frames, how="vertical")
+        wanted = list(dict.fromkeys(symbols)) if symbols is not None else self.symbols(iv)
+        files = [(s, p) for s in wanted for p in self._symbol_paths(iv, s, lo, hi)]
+        if not files:
+            empty = schema.empty(schema.BARS)
+            if symbol_type is not None:
+                empty = empty.with_columns(pl.col("symbol").cast(symbol_type))
+            return empty.lazy()
+        # One scan over every file decodes them in parallel (a scan per file and a
+        # concat costs ~1.7x as much); each row's file names its symbol.
+        paths = [str(p) for _, p in files]
+        names = pl.Series([s for s, _ in files], dtype=symbol_type or pl.String())
+        out = pl.scan_parquet(paths, schema=schema.STORED_BARS, include_file_paths="_file")
         if lo is not None:
             out = out.filter(pl.col("ts") >= lo)
         if hi is not None:
             out = out.filter(pl.col("ts") < hi)
-        return out
+        file = pl.col("_file").cast(pl.Enum(paths)).to_physical()
+        return out.select(pl.lit(names).gather(file).alias("symbol"), *schema.STORED_BARS)
 
-    def _scan_symbol(
+    def _symbol_paths(
         self, iv: Interval, symbol: str, lo: dt.datetime | None, hi: dt.datetime | None
-    ) -> pl.LazyFrame | None:
+    ) -> list[Path]:
+        """Return the files of `symbol` that can hold bars in [lo, hi), oldest first."""
         years = self._years(iv, symbol)
         if not years:
             raise DataNotFoundError(_unknown_symbol(symbol, iv, self.symbols(iv)))
         first = lo.year if lo is not None else years[0]
         last = (hi - dt.timedelta(microseconds=1)).year if hi is not None else years[-1]
-        paths = [self.partition_path(iv, symbol, y) for y in years if first <= y <= last]
-        if not paths:
-            return None
-        scan = pl.scan_parquet(paths, schema=schema.STORED_BARS)
-        return scan.select(pl.lit(symbol, pl.String).alias("symbol"), *schema.STORED_BARS)
+        return [self.partition_path(iv, symbol, y) for y in years if first <= y <= last]
 
     def inventory(self) -> pl.DataFrame:
         """Return what the store holds per interval and symbol (`schema.INVENTORY`)."""
