@@ -73,6 +73,30 @@ def test_read_selects_symbols_and_date_range(tmp_path: Path) -> None:
     assert window.collect()["symbol"].to_list() == ["AAA", "AAA", "BBB", "BBB"]
 
 
+def test_one_scan_gives_each_row_the_symbol_of_its_file(tmp_path: Path) -> None:
+    # Symbols with '=', '+', '^' and '.' in their folder name, files of two years each.
+    store = Store(tmp_path)
+    names = ["A=B", "C+D", "^GSPC", "BRK.B"]
+    year2 = dt.datetime(2025, 1, 2, 14, 30, tzinfo=dt.UTC)
+    written = pl.concat(
+        [bars(s, close=float(i)) for i, s in enumerate(names)]
+        + [bars(s, start=year2, n=2, close=float(i)) for i, s in enumerate(names)]
+    )
+    store.write("1m", written)
+    asked = ["C+D", "^GSPC", "A=B", "BRK.B", "C+D"]  # in this order, one twice
+    got = store.read("1m", asked).collect()
+    assert got["symbol"].unique(maintain_order=True).to_list() == ["C+D", "^GSPC", "A=B", "BRK.B"]
+    assert got.height == written.height
+    assert_frame_equal(got.sort("symbol", "ts"), written.sort("symbol", "ts"))
+    enum = pl.Enum(sorted(names))
+    typed = store.read("1m", asked, symbol_type=enum).collect()
+    assert typed.schema["symbol"] == enum
+    assert typed["symbol"].cast(pl.String).to_list() == got["symbol"].to_list()
+    none = store.read("1m", ["A=B"], dt.date(2030, 1, 1), symbol_type=enum).collect()
+    assert none.is_empty()
+    assert none.schema["symbol"] == enum
+
+
 def test_read_refuses_naive_datetimes(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.write("1m", bars())
