@@ -80,12 +80,17 @@ def conform(
             "that schema.py gives it."
         )
     have = frame.schema
+    if frame.columns != list(table_schema):
+        # Columns picked as Series, not by a query: a query waits for Polars' thread
+        # pool, which a chunk loading in the background may keep busy for a while.
+        frame = pl.DataFrame([frame.get_column(c) for c in table_schema])
     strings = [
         pl.col(c).cast(pl.String)
         for c, dtype in table_schema.items()
         if dtype == pl.String and have[c] != pl.String and c != "symbol"
     ]
-    frame = frame.select(list(table_schema)).with_columns(strings)
+    if strings:
+        frame = frame.with_columns(strings)
     return cast_symbols(frame, enum, what)
 
 

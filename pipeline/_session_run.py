@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import polars as pl
 
 from pipeline import hist_indicators, schema
@@ -215,7 +216,9 @@ class SessionRun:
             )
         values = frames[0] if len(frames) == 1 else pl.concat(frames).sort("symbol", "name", "ts")
         self.c.catalog.set_table("indicators", values)
-        symbols = values["symbol"].n_unique() if values.height else 0
+        # Counted in NumPy: a Polars n_unique waits for the thread pool, which the next
+        # chunk's background load may hold.
+        symbols = np.unique(values["symbol"].to_physical().to_numpy()).size
         log.info("%sPHASE_2.2: Computed %d indicators for %d symbols", FLOW, len(specs), symbols)
 
     def _assess(self) -> None:

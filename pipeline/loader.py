@@ -3,8 +3,12 @@
 A run visits sessions in order and each needs the same trailing window of bars, so
 bars are loaded in chunks of consecutive sessions (plus the lookback the first one
 needs), annotated once (session, ts_close, available_at: `derive.annotate`), sorted
-by (session, symbol, ts), and sliced per session without copying. Memory holds one
-chunk, never the whole run.
+by (session, symbol, ts), and sliced per session without copying.
+
+While the run streams one chunk, the next one loads in a background thread (Polars
+releases the GIL while it computes, so the load overlaps the Python stream and
+engine). Memory holds two chunks at most, never the whole run. A chunk's content
+depends only on its sessions, so prefetching changes no value, only when it is computed.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +35,9 @@ CHUNK_SESSIONS = 20
 #: Bars per chunk (regular-hours estimate) below which a chunk takes more sessions: a
 #: small universe loads a long run in a few reads, a large one in chunks of CHUNK_SESSIONS.
 CHUNK_BARS = 200_000
+#: Loads the next chunk of every cache while the current one streams: one worker, so
+#: caches prefetch one at a time and memory holds at most one chunk ahead per cache.
+_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-prefetch")
 #: Parts of a cache besides the derived intervals.
 BARS, QUALITY, GAPS, TABLE, INDICATORS = "bars", "quality", "gaps", "table", "indicators"
 #: The catalog table each part feeds (bars of every interval: ``history_bars``).
@@ -71,6 +79,7 @@ class BarCache:
         assess: bool = False,
         session_specs: Sequence[Indicator] | None = None,
         conform: Callable[[str, pl.DataFrame], pl.DataFrame] | None = None,
+        prefetch: bool = True,
     ) -> None:
         self._store, self.spec, self._mic = store, spec, mic
         self._sessions = all_sessions
@@ -84,6 +93,8 @@ class BarCache:
         self._chunk = chunk_sessions(spec)
         self._parts: dict[str, _BySession] = {}
         self._loaded: tuple[int, int] = (0, -1)  # session positions held: [first, last]
+        self._prefetch = prefetch
+        self._next: tuple[tuple[int, int], Future[dict[str, _BySession]]] | None = None
 
     def window(
         self,
@@ -119,19 +130,47 @@ class BarCache:
         return found.between(first - self._loaded[0], end - self._loaded[0])
 
     def _load(self, first: int, last: int) -> None:
-        # Always hold the lookback before the last session asked for: the next session's
-        # history then fits too, and its indicators are warmed up the same way.
+        span = self._span(first, last)
+        parts = self._prefetched(span)
+        if parts is None:
+            self._parts = {}  # let the previous chunk go before the next one loads
+            parts = self._build(span)
+        self._parts, self._loaded = parts, span
+        # The next window a run asks for is the session after this chunk with its lookback.
+        if self._prefetch and span[1] < len(self._days) - 1:
+            ahead = self._span(span[1] + 1 - self.spec.lookback, span[1] + 1)
+            self._next = (ahead, _PREFETCH.submit(self._build, ahead))
+
+    def _span(self, first: int, last: int) -> tuple[int, int]:
+        """Return the session positions [first, stop] a load for sessions [first, last] holds.
+
+        Always the lookback before the last session asked for: the next session's history
+        then fits too, and its indicators are warmed up the same way.
+        """
         first = max(0, min(first, last - self.spec.lookback))
         stop = min(len(self._days) - 1, max(last, first + self.spec.lookback + self._chunk))
+        return first, stop
+
+    def _prefetched(self, span: tuple[int, int]) -> dict[str, _BySession] | None:
+        """Return the parts loaded ahead for `span` (raising what that load raised), if any."""
+        ahead, self._next = self._next, None
+        if ahead is None:
+            return None
+        if ahead[0] != span:
+            ahead[1].cancel()  # a run that skipped ahead: the load, if running, is dropped
+            return None
+        return ahead[1].result()
+
+    def _build(self, span: tuple[int, int]) -> dict[str, _BySession]:
+        """Load the sessions at positions [first, stop] and index every part by session."""
+        first, stop = span
         days = self._sessions.slice(first, stop - first + 1)
-        self._parts = {}  # let the previous chunk go before the next one loads
         bars = self._read(days)
         parts = {BARS: bars, **self._chunk_parts(bars.lazy(), days)}
         if self._specs is not None:
             parts.update(self._session_parts(parts))
-        self._parts = {k: self._by_session(k, v, days["session"]) for k, v in parts.items()}
-        self._loaded = (first, stop)
         log.debug("Loaded %d %s bars for %d sessions", bars.height, self.spec.interval, days.height)
+        return {k: self._by_session(k, v, days["session"]) for k, v in parts.items()}
 
     def _empty(self, part: str) -> pl.DataFrame:
         found = self._empties.get(part)

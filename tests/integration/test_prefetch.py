@@ -1,0 +1,115 @@
+"""Loading the next chunk in the background changes no value, only when it is computed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from pipeline import calendar, loader, schema
+from pipeline.config import load_config
+from pipeline.intervals import Interval
+from pipeline.loader import BARS, GAPS, INDICATORS, QUALITY, TABLE, BarCache, LoadSpec
+from pipeline.store import Store
+
+REPO = Path(__file__).resolve().parents[2]
+STORE = Store(REPO / "data")
+CONFIG = load_config(REPO / "configs" / "sample.toml")
+DAYS = calendar.sessions("XNYS", dt.date(2024, 6, 25), dt.date(2024, 7, 10))  # the 1m bars
+PARTS = (BARS, "5m", "15m", QUALITY, GAPS, TABLE, INDICATORS)
+
+
+def _cache(*, prefetch: bool) -> BarCache:
+    base = Interval.parse("1m")
+    return BarCache(
+        STORE,
+        LoadSpec(base, base, CONFIG.symbols, 5),
+        DAYS,
+        "XNYS",
+        extended_hours=False,
+        emit_incomplete=False,
+        symbol_type=schema.symbol_dtype(CONFIG.symbols),
+        derive_to=(Interval.parse("5m"), Interval.parse("15m")),
+        assess=True,
+        session_specs=CONFIG.indicators,
+        prefetch=prefetch,
+    )
+
+
+def _windows(cache: BarCache, days: list[dt.date]) -> list[pl.DataFrame]:
+    """Every part of every day, as a run asks for them: history, then the session."""
+    frames = []
+    for day in days:
+        for part in PARTS[:5]:
+            frames.append(cache.window(day, 5, include_day=False, part=part))
+        for part in PARTS[5:]:
+            frames.append(cache.window(day, 0, include_day=True, part=part))
+    return frames
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 1 session (plus the lookback), so the sample spans three."""
+    monkeypatch.setattr(loader, "CHUNK_SESSIONS", 1)
+    monkeypatch.setattr(loader, "CHUNK_BARS", 0)
+
+
+def test_prefetched_chunks_equal_chunks_loaded_on_demand(small_chunks: None) -> None:
+    days = DAYS["session"].to_list()[5:]
+    ahead, on_demand = _cache(prefetch=True), _cache(prefetch=False)
+    got, want = _windows(ahead, days), _windows(on_demand, days)
+    assert len(got) == len(want) == len(days) * len(PARTS)
+    for a, b in zip(got, want, strict=True):
+        assert_frame_equal(a, b, check_exact=True)
+    assert sum(f.height for f in got) > 0
+
+
+def test_the_next_chunk_is_loaded_ahead_and_used(
+    small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[tuple[int, int]] = []
+    build = BarCache._build
+
+    def counted(self: BarCache, span: tuple[int, int]) -> dict[str, object]:
+        built.append(span)
+        return build(self, span)  # type: ignore[return-value]
+
+    monkeypatch.setattr(BarCache, "_build", counted)
+    cache = _cache(prefetch=True)
+    days = DAYS["session"].to_list()[5:]
+    _windows(cache, days)
+    # Each chunk is built once: the first on demand, every later one ahead of its use.
+    assert len(built) == len(set(built)) > 2
+    assert built[-1][1] == DAYS.height - 1
+
+
+def test_a_failed_load_ahead_raises_when_its_chunk_is_needed(
+    small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build = BarCache._build
+
+    def failing(self: BarCache, span: tuple[int, int]) -> dict[str, object]:
+        if span[0] > 0:
+            raise OSError(f"disk gone while reading sessions {span}")
+        return build(self, span)  # type: ignore[return-value]
+
+    monkeypatch.setattr(BarCache, "_build", failing)
+    cache = _cache(prefetch=True)
+    days = DAYS["session"].to_list()
+    first = cache.window(days[5], 0, include_day=True, part=TABLE)  # the first chunk: fine
+    assert first.height > 0
+    cache.window(days[6], 0, include_day=True, part=TABLE)  # still the first chunk
+    with pytest.raises(OSError, match="disk gone"):
+        cache.window(days[7], 0, include_day=True, part=TABLE)  # the chunk loaded ahead
+
+
+def test_a_jump_past_the_chunk_ahead_loads_what_is_asked(small_chunks: None) -> None:
+    days = DAYS["session"].to_list()
+    ahead, on_demand = _cache(prefetch=True), _cache(prefetch=False)
+    for day in (days[5], days[-1], days[8]):  # forward past the chunk ahead, then back
+        got = ahead.window(day, 0, include_day=True, part=TABLE)
+        assert_frame_equal(got, on_demand.window(day, 0, include_day=True, part=TABLE))
+        assert got["session"].unique().to_list() == [day]
