@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from pipeline import calendar
+from pipeline import ALLOCATOR, calendar
 from pipeline.store import Store
+
+
+def child_env() -> dict[str, str]:
+    """Return the environment for a measured child process: the allocator setting that
+    `pipeline run` gets (`pipeline.ALLOCATOR`). This process imported Polars first, so
+    its environment holds Polars' own setting, which the CLI replaces.
+    """
+    return {**os.environ, "_RJEM_MALLOC_CONF": ALLOCATOR}
 
 
 def minute_bars(symbols: int, sessions: pl.DataFrame, seed: int = 7) -> pl.DataFrame:

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _synthetic import build_store
+from _synthetic import build_store, child_env
 
 from pipeline.catalog import Catalog
 from pipeline.config import parse_config
@@ -168,7 +168,8 @@ def main() -> None:
             child = [sys.executable, __file__, "--run", variant, "--store", str(root)]
             child += ["--symbols", str(args.symbols), "--year", str(args.year)]
             child += ["--year-fraction", str(args.year_fraction)]
-            done = subprocess.run(child, capture_output=True, text=True, check=True)
+            env = child_env()
+            done = subprocess.run(child, capture_output=True, text=True, check=True, env=env)
             runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     baseline = next((r["wall"] for r in runs if r["variant"] == "flow"), None)
     print(

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from _synthetic import daily_from_minutes, minute_bars
+from _synthetic import child_env, daily_from_minutes, minute_bars
 
 from pipeline import calendar
 from pipeline.store import Store
@@ -121,7 +121,7 @@ def measure(root: str, args: argparse.Namespace, end: dt.date) -> dict[str, floa
     command = [sys.executable, __file__, "--child", root, "--end", end.isoformat()]
     command += ["--symbols", str(args.symbols), "--minute-history", str(args.minute_history)]
     command += ["--daily-history", str(args.daily_history)]
-    out = subprocess.run(command, check=True, capture_output=True)
+    out = subprocess.run(command, check=True, capture_output=True, env=child_env())
     result: dict[str, float] = json.loads(out.stdout.decode().strip().splitlines()[-1])
     return result
 

@@ -364,10 +364,12 @@ def child(name: str, job: Job, repeat: int, fresh: bool) -> dict[str, Any]:
 
 def spawn(name: str, job: Job, repeat: int, *, fresh: bool) -> dict[str, Any]:
     """Run `child` for `name` in a new interpreter; add its wall time from outside."""
+    from _synthetic import child_env
+
     command = [sys.executable, __file__, "--child", name, "--dir", str(job.folder)]
     command += ["--repeat", str(repeat), *(["--fresh"] if fresh else [])]
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=child_env())
     wall = time.perf_counter() - start
     if done.returncode:
         sys.stderr.write(done.stderr)

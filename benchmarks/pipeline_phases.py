@@ -188,11 +188,13 @@ def report(symbols: int, phases: str, r: dict[str, Any]) -> None:
 
 def measure(cache: Path, symbols: int, sessions: int | None, phases: str) -> None:
     """Build or reuse the store, run in a fresh process, print the table."""
+    from _synthetic import child_env
+
     last = run_days(sessions)["session"][-1]
     store = ensure_store(cache, symbols, last)
     command = [sys.executable, __file__, "--child", str(store), "--symbols", str(symbols)]
     command += ["--last", str(last), "--phases", phases]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=child_env())
     if done.returncode:
         sys.stderr.write(done.stderr)
         raise SystemExit(f"the run failed with exit code {done.returncode}")
