@@ -239,9 +239,11 @@ class BarCache:
             first - dt.timedelta(days=1),
             last + dt.timedelta(days=1),
             symbol_type=self._enum,
-        )
+        ).collect(engine="streaming")  # see `Store.read`: faster, and lean on long reads
         tz = calendar.timezone(self._mic)
-        bars = derive.annotate(raw, self.spec.source, days, tz, extended_hours=self._extended)
+        bars = derive.annotate(
+            raw.lazy(), self.spec.source, days, tz, extended_hours=self._extended
+        )
         if self.spec.source != self.spec.interval:
             bars = derive.derive(
                 bars, days, self.spec.interval, self.spec.source, emit_incomplete=self._emit

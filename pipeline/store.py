@@ -146,6 +146,10 @@ class Store:
         pushed down to Parquet row groups. Symbols come in the order asked for (sorted
         when `symbols` is None); ``symbol`` is String, or `symbol_type` (an Enum holding
         every symbol read). Unknown symbols raise `DataNotFoundError`.
+
+        Collect a long read with the streaming engine: each row's file name, which gives
+        its symbol, is then held a batch at a time, not for every row at once (a year of
+        100 symbols: 0.7 s and 0.7 GB streaming, 1.2 s and 0.9 GB in memory).
         """
         iv = Interval.parse(interval)
         self._heal()
