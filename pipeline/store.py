@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from pipeline import schema
 from pipeline.errors import DataNotFoundError, InputError, StoreError
@@ -42,6 +43,30 @@ _ROW_GROUP = 4_096
 _TMP_SUFFIX = ".tmp"
 _JOURNAL = ".journal.json"
 _PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+def _footer_stats(path: Path) -> tuple[dt.datetime | None, dt.datetime | None, int]:
+    """Return the first and last ``ts`` and the row count of a bar file, from its footer.
+
+    A row group without ``ts`` statistics (a file another writer made) is scanned instead.
+    """
+    meta = pq.read_metadata(path)
+    column = meta.schema.names.index("ts")
+    groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+    stats = [g.column(column).statistics for g in groups if g.num_rows]
+    if not all(s is not None and s.has_min_max for s in stats):
+        found = (
+            pl.scan_parquet(path, schema=schema.STORED_BARS)
+            .select(first=pl.col("ts").min(), last=pl.col("ts").max())
+            .collect()
+            .row(0)
+        )
+        return found[0], found[1], meta.num_rows
+    if not stats:
+        return None, None, meta.num_rows
+    first = min(s.min for s in stats)
+    last = max(s.max for s in stats)
+    return first, last, meta.num_rows
 
 
 def validate_symbol(symbol: str) -> str:
@@ -185,18 +210,27 @@ class Store:
         return [self.partition_path(iv, symbol, y) for y in years if first <= y <= last]
 
     def inventory(self) -> pl.DataFrame:
-        """Return what the store holds per interval and symbol (`schema.INVENTORY`)."""
+        """Return what the store holds per interval and symbol (`schema.INVENTORY`).
+
+        Read from the files' footers (row counts, ``ts`` statistics), not their data.
+        """
         rows = []
         for iv in self.intervals():
             for symbol in self.symbols(iv):
                 paths = [self.partition_path(iv, symbol, y) for y in self._years(iv, symbol)]
-                stats = (
-                    pl.scan_parquet(paths, schema=schema.STORED_BARS)
-                    .select(first=pl.col("ts").min(), last=pl.col("ts").max(), rows=pl.len())
-                    .collect()
-                    .row(0, named=True)
+                stats = [_footer_stats(p) for p in paths]
+                firsts = [f for f, _, _ in stats if f is not None]
+                lasts = [last for _, last, _ in stats if last is not None]
+                rows.append(
+                    {
+                        "interval": str(iv),
+                        "symbol": symbol,
+                        "first": min(firsts, default=None),
+                        "last": max(lasts, default=None),
+                        "rows": sum(n for _, _, n in stats),
+                        "files": len(paths),
+                    }
                 )
-                rows.append({"interval": str(iv), "symbol": symbol, **stats, "files": len(paths)})
         return (
             pl.DataFrame(rows, schema=schema.INVENTORY, orient="row")
             if rows

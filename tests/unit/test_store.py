@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -245,6 +246,21 @@ def test_inventory_reports_first_last_rows_and_files(tmp_path: Path) -> None:
     ]
     assert inv["first"][0] == T0
     assert inv["last"][0] == T0 + dt.timedelta(minutes=4)
+
+
+def test_inventory_reads_footers_or_scans_a_file_without_statistics(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    late = bars("AAA", start=dt.datetime(2025, 1, 2, 14, 30, tzinfo=dt.UTC), n=2)
+    store.write("1m", pl.concat([bars("AAA"), late, bars("BBB", n=3)]))
+    footers = store.inventory()
+    # The same BBB file rewritten without column statistics (as another writer might).
+    path = store.partition_path("1m", "BBB", 2024)
+    pq.write_table(pq.read_table(path), path, write_statistics=False)
+    assert pq.read_metadata(path).row_group(0).column(0).statistics is None
+    assert_frame_equal(store.inventory(), footers)
+    aaa = footers.row(0, named=True)
+    assert (aaa["first"], aaa["last"]) == (T0, late["ts"][-1])
+    assert (aaa["rows"], aaa["files"]) == (7, 2)
 
 
 def test_empty_store_has_no_intervals(tmp_path: Path) -> None:
