@@ -22,7 +22,7 @@ The dataclasses below are the validated form; `load_config` (a file) and
 `parse_config` (a mapping) build them, reporting every problem at once. A parsed
 config is deeply immutable (tables are `MappingProxyType`, lists are tuples).
 `config_hash` is a stable id of its `canonical` form: it ignores key order, file
-format and `data_root` (the same run on a copied store is the same run).
+format, `data_root` (the same run on a copied store is the same run) and `load_ahead`.
 """
 
 from __future__ import annotations
@@ -166,6 +166,7 @@ class RunConfig:
     broker: Mapping[str, Any] = field(default_factory=dict)
     scanner: ScannerConfig | None = None
     data_root: str | None = None
+    load_ahead: bool = True  # build the next chunk while one streams (memory: two chunks)
 
 
 # The keys a config file may hold are the fields of the dataclasses above.
@@ -231,18 +232,19 @@ def canonical(config: RunConfig) -> dict[str, Any]:
     """Return the config as plain JSON-ready data: the form that `config_hash` hashes.
 
     Dates become ISO strings, tuples lists and mappings dicts with sorted keys; the
-    dates are the rolled session dates. `data_root` is left out: where the store lives
-    does not change what a run computes.
+    dates are the rolled session dates. `data_root` and `load_ahead` are left out: where
+    the store lives and when a chunk is loaded do not change what a run computes.
     """
     plain: dict[str, Any] = rules.plain(config)
     plain.pop("data_root", None)
+    plain.pop("load_ahead", None)
     return plain
 
 
 def config_hash(config: RunConfig) -> str:
     """Return a stable 16-hex-digit id of the config's `canonical` form.
 
-    It does not depend on key order, TOML versus JSON, `data_root`, the process or the
+    It does not depend on key order, TOML versus JSON, `data_root`, `load_ahead`, the process or the
     Python hash seed; any change of a value changes it.
     """
     text = json.dumps(canonical(config), sort_keys=True, separators=(",", ":"))
@@ -261,6 +263,7 @@ def _build(data: Mapping[Any, Any], problems: list[Problem]) -> RunConfig | None
     )
     extended_hours = top.flag("extended_hours", False)
     data_root = top.string("data_root", blank_ok=False) or None
+    load_ahead = top.flag("load_ahead", True)
     history = tuple(_history(path, item, problems, symbols) for path, item in top.tables("history"))
     historical = _historical(top)
     indicators = _indicators(top, streams)
@@ -286,6 +289,7 @@ def _build(data: Mapping[Any, Any], problems: list[Problem]) -> RunConfig | None
         broker=broker,
         scanner=scanner,
         data_root=data_root,
+        load_ahead=load_ahead,
     )
 
 

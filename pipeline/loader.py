@@ -7,8 +7,9 @@ by (session, symbol, ts), and sliced per session without copying.
 
 While the run streams one chunk, the next one loads in a background thread (Polars
 releases the GIL while it computes, so the load overlaps the Python stream and
-engine). Memory holds two chunks at most, never the whole run. A chunk's content
-depends only on its sessions, so prefetching changes no value, only when it is computed.
+engine). Memory holds two chunks at most (one without `prefetch`: the run config's
+``load_ahead = false``), never the whole run. A chunk's content depends only on its
+sessions, so prefetching changes no value, only when it is computed.
 """
 
 from __future__ import annotations

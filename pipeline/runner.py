@@ -209,6 +209,7 @@ class Coordinator:
             assess=in_history and self.config.quality.enabled,
             session_specs=self.config.indicators if is_base else None,
             conform=self.catalog.conform,
+            prefetch=self.config.load_ahead,
         )
 
     def run(

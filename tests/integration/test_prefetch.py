@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
 from pipeline import calendar, loader, schema
-from pipeline.config import load_config
+from pipeline.catalog import Catalog
+from pipeline.config import config_hash, load_config
+from pipeline.engine import backtest
 from pipeline.intervals import Interval
 from pipeline.loader import BARS, GAPS, INDICATORS, QUALITY, TABLE, BarCache, LoadSpec
 from pipeline.store import Store
@@ -113,3 +118,36 @@ def test_a_jump_past_the_chunk_ahead_loads_what_is_asked(small_chunks: None) -> 
         got = ahead.window(day, 0, include_day=True, part=TABLE)
         assert_frame_equal(got, on_demand.window(day, 0, include_day=True, part=TABLE))
         assert got["session"].unique().to_list() == [day]
+
+
+def _backtest(load_ahead: bool) -> dict[str, pl.DataFrame]:
+    catalog = Catalog()
+    try:
+        config = dataclasses.replace(CONFIG, load_ahead=load_ahead)
+        return backtest(config, STORE, catalog)[1]
+    finally:
+        catalog.close()
+
+
+def test_a_run_without_loading_ahead_gives_the_same_results_and_id(
+    small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submitted: list[Any] = []
+    submit = loader._PREFETCH.submit
+
+    def counted(work: Any, *args: Any) -> Future[Any]:
+        submitted.append(args)
+        return submit(work, *args)
+
+    monkeypatch.setattr(loader._PREFETCH, "submit", counted)
+    ahead = _backtest(load_ahead=True)
+    assert submitted  # the chunks after the first were loaded ahead
+    submitted.clear()
+    alone = _backtest(load_ahead=False)
+    assert not submitted
+    assert ahead.keys() == alone.keys()
+    for name, frame in ahead.items():
+        assert_frame_equal(frame, alone[name], check_exact=True)
+    assert ahead["orders"].height > 0
+    off = dataclasses.replace(CONFIG, load_ahead=False)
+    assert config_hash(off) == config_hash(CONFIG)
