@@ -92,10 +92,13 @@ def ensure_store(cache: Path, symbols: int, last: dt.date) -> Path:
 # --- the run (in the child process) ----------------------------------------------------
 
 
-def run_config(symbols: int, last: dt.date, strategy: bool) -> dict[str, Any]:
+def run_config(
+    symbols: int, last: dt.date, strategy: bool, load_ahead: bool = True
+) -> dict[str, Any]:
     """Return flow.py's config over 2024 up to `last`, with the crossover when `strategy`."""
     settings: dict[str, Any] = {**config(symbols, YEAR, indicators=True), "end": str(last)}
     settings["name"] = "bench-phases"
+    settings["load_ahead"] = load_ahead
     if strategy:
         params = {"fast": 10, "slow": 30, "interval": "1m", "percent": 1 / symbols}
         settings["strategy"] = {"class": "pipeline.strategies:MovingAverageCross", "params": params}
@@ -116,7 +119,9 @@ def _up_to_phase_3() -> Any:
     return Phases23
 
 
-def child(store: Path, symbols: int, last: dt.date, phases: str) -> dict[str, Any]:
+def child(
+    store: Path, symbols: int, last: dt.date, phases: str, load_ahead: bool = True
+) -> dict[str, Any]:
     """Run once; return per-phase seconds and rows, wall times and peak memory."""
     import polars as pl
 
@@ -126,7 +131,7 @@ def child(store: Path, symbols: int, last: dt.date, phases: str) -> dict[str, An
     from pipeline.engine import backtest
     from pipeline.store import Store
 
-    settings = parse_config(run_config(symbols, last, strategy=phases == "all"))
+    settings = parse_config(run_config(symbols, last, phases == "all", load_ahead))
     catalog, out = Catalog(), {}
     start = time.perf_counter()
     if phases == "all":
@@ -186,7 +191,9 @@ def report(symbols: int, phases: str, r: dict[str, Any]) -> None:
     print(f"peak memory {r['peak_mb']:,.0f} MB")
 
 
-def measure(cache: Path, symbols: int, sessions: int | None, phases: str) -> None:
+def measure(
+    cache: Path, symbols: int, sessions: int | None, phases: str, load_ahead: bool = True
+) -> None:
     """Build or reuse the store, run in a fresh process, print the table."""
     from _synthetic import child_env
 
@@ -194,6 +201,7 @@ def measure(cache: Path, symbols: int, sessions: int | None, phases: str) -> Non
     store = ensure_store(cache, symbols, last)
     command = [sys.executable, __file__, "--child", str(store), "--symbols", str(symbols)]
     command += ["--last", str(last), "--phases", phases]
+    command += [] if load_ahead else ["--no-load-ahead"]
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=child_env())
     if done.returncode:
         sys.stderr.write(done.stderr)
@@ -210,21 +218,25 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, help="only the first N sessions of 2024")
     parser.add_argument("--phases", choices=["all", "2-3"], help="default: 2-3 for large")
     parser.add_argument("--store", help="cache folder for the generated stores")
+    parser.add_argument(
+        "--no-load-ahead", action="store_true", help="run with load_ahead = false (one chunk held)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: the store to run on
     parser.add_argument("--last", type=dt.date.fromisoformat, help=argparse.SUPPRESS)
     args = parser.parse_args()
     symbols = args.symbols or SIZES[args.size]
     phases = args.phases or ("2-3" if args.size == "large" and not args.symbols else "all")
     if args.child:
-        print(json.dumps(child(Path(args.child), symbols, args.last, phases)))
+        ahead = not args.no_load_ahead
+        print(json.dumps(child(Path(args.child), symbols, args.last, phases, ahead)))
         return
     if symbols < 1 or (args.sessions is not None and args.sessions < 1):
         raise SystemExit("--symbols and --sessions must be >= 1")
     if args.store:
-        measure(Path(args.store), symbols, args.sessions, phases)
+        measure(Path(args.store), symbols, args.sessions, phases, not args.no_load_ahead)
         return
     with tempfile.TemporaryDirectory(prefix="phases-") as tmp:
-        measure(Path(tmp), symbols, args.sessions, phases)
+        measure(Path(tmp), symbols, args.sessions, phases, not args.no_load_ahead)
 
 
 if __name__ == "__main__":
