@@ -267,14 +267,24 @@ class Broker:
                 f"Broker clock {clock.isoformat()} is not after {self._clock.isoformat()}; "
                 "call on_bars once per timestamp, in time order."
             )
-        symbols = rows.symbols[start:stop]
-        if self._working:
-            self._fill_working(clock, symbols, rows, start)
-        self._close.update(zip(symbols, rows.close[start:stop], strict=True))
+        keep_volume = self.config.fill == "close" and self.config.volume_cap is not None
+        if stop - start == 1:  # one symbol: no slices (the most frequent step alone)
+            symbol = rows.symbols[start]
+            if self._working:
+                self._fill_working(clock, [symbol], rows, start)
+            self._close[symbol] = rows.close[start]
+            if keep_volume:
+                self._volume[symbol] = rows.volume[start]
+            self._bars[symbol] += 1
+        else:
+            symbols = rows.symbols[start:stop]
+            if self._working:
+                self._fill_working(clock, symbols, rows, start)
+            self._close.update(zip(symbols, rows.close[start:stop], strict=True))
+            if keep_volume:
+                self._volume.update(zip(symbols, rows.volume[start:stop], strict=True))
+            self._bars.update(symbols)
         self._equity_now = None
-        if self.config.fill == "close" and self.config.volume_cap is not None:
-            self._volume.update(zip(symbols, rows.volume[start:stop], strict=True))
-        self._bars.update(symbols)
         self._clock = clock
         self._mark(clock)
 
@@ -567,6 +577,8 @@ class Broker:
     def _mark(self, clock: dt.datetime) -> None:
         """Record the equity row of `clock`."""
         equity = self.equity_value
-        self._peak = max(self._peak, equity)
-        drawdown = equity / self._peak - 1.0 if self._peak > 0 else 0.0
+        peak = self._peak
+        if equity > peak:
+            self._peak = peak = equity
+        drawdown = equity / peak - 1.0 if peak > 0 else 0.0
         self._equity.append((self.run_id, clock, self._cash, equity, drawdown))

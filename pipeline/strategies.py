@@ -87,7 +87,10 @@ class MovingAverageCross(Strategy):
         if self._crosses is not None:
             self._on_many(ctx, bars, intervals.index(self.interval), universe)
             return
-        closes, codes = bars.close.tolist(), bars.symbol.tolist()
+        if len(intervals) == 1 and len(bars) == 1:  # one bar: no lists
+            closes, codes = (float(bars.close[0]),), (int(bars.symbol[0]),)
+        else:
+            closes, codes = bars.close.tolist(), bars.symbol.tolist()
         if len(intervals) > 1:  # keep the rows of our interval
             rows = (bars.interval == intervals.index(self.interval)).nonzero()[0].tolist()
             closes, codes = [closes[i] for i in rows], [codes[i] for i in rows]
@@ -98,7 +101,9 @@ class MovingAverageCross(Strategy):
             averages = self._averages.get(name)
             if averages is None:
                 averages = self._averages[name] = _Averages(self.fast, self.slow)
-            self._trade(ctx, name, averages.push(close))
+            cross = averages.push(close)
+            if cross:
+                self._trade(ctx, name, cross)
 
     def _on_many(
         self, ctx: Context, bars: BarsView, interval: int, universe: tuple[str, ...]
@@ -137,22 +142,25 @@ class _Averages:
 
     def push(self, close: float) -> int:
         """Add a close; return +1 on a cross up, -1 on a cross down, else 0."""
-        window = self.window
-        if len(window) >= self.fast:
-            self.fast_sum -= window[-self.fast]
-        if len(window) == self.slow:
-            self.slow_sum -= window[0]
+        window, n_fast, n_slow = self.window, self.fast, self.slow
+        held = len(window)
+        fast_sum, slow_sum = self.fast_sum, self.slow_sum
+        if held >= n_fast:
+            fast_sum -= window[-n_fast]
+        if held == n_slow:
+            slow_sum -= window[0]
         window.append(close)
-        self.fast_sum += close
-        self.slow_sum += close
-        self.pushed += 1
-        if self.pushed % self.slow == 0:  # re-add exactly now and then: no drift
+        fast_sum += close
+        slow_sum += close
+        self.pushed = pushed = self.pushed + 1
+        if pushed % n_slow == 0:  # re-add exactly now and then: no drift
             values = list(window)
-            self.fast_sum, self.slow_sum = math.fsum(values[-self.fast :]), math.fsum(values)
-        if len(window) < self.slow:
+            fast_sum, slow_sum = math.fsum(values[-n_fast:]), math.fsum(values)
+        self.fast_sum, self.slow_sum = fast_sum, slow_sum
+        if held + 1 < n_slow:
             return 0
-        fast, slow = self.fast_sum / self.fast, self.slow_sum / self.slow
-        diff = fast - slow
+        slow = slow_sum / n_slow
+        diff = fast_sum / n_fast - slow
         state = 0 if abs(diff) <= TIE * abs(slow) else (1 if diff > 0 else -1)
         previous, self.state = self.state, state
         if previous == -1 and state == 1:
