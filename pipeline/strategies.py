@@ -88,7 +88,7 @@ class MovingAverageCross(Strategy):
             self._on_many(ctx, bars, intervals.index(self.interval), universe)
             return
         if len(intervals) == 1 and len(bars) == 1:  # one bar: no lists
-            closes, codes = (float(bars.close[0]),), (int(bars.symbol[0]),)
+            closes, codes = [float(bars.close[0])], [int(bars.symbol[0])]
         else:
             closes, codes = bars.close.tolist(), bars.symbol.tolist()
         if len(intervals) > 1:  # keep the rows of our interval
