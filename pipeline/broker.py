@@ -47,9 +47,12 @@ import dataclasses
 import datetime as dt
 import math
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from pipeline._broker_models import (
@@ -186,9 +189,9 @@ class Broker:
         """Return copies of the working orders (of `symbol` only, when given), oldest first."""
         return [dataclasses.replace(o) for o in self._working if symbol in (None, o.symbol)]
 
-    def has_working(self, symbol: str) -> bool:
-        """True when `symbol` has a working order (`working_orders` without the copies)."""
-        return any(o.symbol == symbol for o in self._working)
+    def has_working(self, symbol: str | None = None) -> bool:
+        """True when `symbol` (any symbol, when None) has a working order, without copies."""
+        return any(symbol in (None, o.symbol) for o in self._working)
 
     def set_quality(self, quality: Mapping[str, float]) -> None:
         """Set the data quality (%) of symbols; a symbol never set is not gated."""
@@ -287,6 +290,72 @@ class Broker:
         self._equity_now = None
         self._clock = clock
         self._mark(clock)
+
+    def on_quiet_rows(
+        self,
+        clocks: Sequence[dt.datetime],
+        rows: BarRows,
+        start: int,
+        stops: npt.NDArray[np.int64],
+    ) -> None:
+        """`on_rows` for several steps at once, while no order is working.
+
+        Step ``i`` is at ``clocks[i]`` with positions ``[stops[i - 1], stops[i])`` of
+        `rows` (``start`` for the first). With no working order nothing can fill, so only
+        closes, bar counts and equity rows change: the same as one `on_rows` call per
+        step, the equity summed in the same order, computed over arrays.
+        """
+        if self._working:
+            raise BrokerError(
+                f"on_quiet_rows with {len(self._working)} working orders; call on_rows per step "
+                "while an order may fill."
+            )
+        if not clocks:
+            return
+        if self._clock is not None and clocks[0] <= self._clock:
+            raise BrokerError(
+                f"Broker clock {clocks[0].isoformat()} is not after {self._clock.isoformat()}; "
+                "call on_bars once per timestamp, in time order."
+            )
+        stop, n = int(stops[-1]), len(clocks)
+        symbols = rows.symbols[start:stop]
+        held = np.zeros(n)
+        if any(self._qty.values()):
+            closes = np.asarray(rows.close[start:stop])
+            alone = stop - start == n and symbols.count(symbols[0]) == n  # one symbol's bars
+            if not alone:
+                names = np.asarray(symbols, dtype=object)
+                step = np.searchsorted(stops, np.arange(start, stop), side="right")
+            for symbol, qty in self._qty.items():
+                if not qty:  # as `equity_value`: held positions, in the same order
+                    continue
+                if alone:
+                    value = closes if symbol == symbols[0] else np.full(n, self._close[symbol])
+                else:
+                    value = _last_values(step, names == symbol, closes, n, self._close[symbol])
+                held += qty * value
+        equity = self._cash + held
+        peak = np.fmax.accumulate(np.concatenate(([self._peak], equity)))[1:]
+        drawdown = np.zeros(n)
+        gain = peak > 0
+        drawdown[gain] = equity[gain] / peak[gain] - 1.0
+        self._equity.extend(
+            zip(
+                repeat(self.run_id),
+                clocks,
+                repeat(self._cash),
+                equity.tolist(),
+                drawdown.tolist(),
+                strict=False,
+            )
+        )
+        self._peak = float(peak[-1])
+        self._close.update(zip(symbols, rows.close[start:stop], strict=True))
+        if self.config.fill == "close" and self.config.volume_cap is not None:
+            self._volume.update(zip(symbols, rows.volume[start:stop], strict=True))
+        self._bars.update(symbols)
+        self._equity_now = None
+        self._clock = clocks[-1]
 
     def end_session(self, ts: dt.datetime) -> None:
         """Record every position marked at its last close at `ts`; working orders carry over."""
@@ -582,3 +651,23 @@ class Broker:
             self._peak = peak = equity
         drawdown = equity / peak - 1.0 if peak > 0 else 0.0
         self._equity.append((self.run_id, clock, self._cash, equity, drawdown))
+
+
+def _last_values(
+    step: npt.NDArray[np.intp],
+    mine: npt.NDArray[np.bool_],
+    values: npt.NDArray[np.float64],
+    steps: int,
+    before: float,
+) -> npt.NDArray[np.float64]:
+    """Return, per step, the last of `values` where `mine` holds up to that step.
+
+    `step` is each value's step; a step with none of them keeps the value before
+    (`before` until the first).
+    """
+    out = np.full(steps + 1, before)
+    where = np.flatnonzero(mine)
+    out[step[where] + 1] = values[where]  # a step holds a symbol's bar once
+    seen = np.zeros(steps + 1, dtype=np.int64)
+    seen[step[where] + 1] = step[where] + 1
+    return out[np.maximum.accumulate(seen)][1:]

@@ -25,6 +25,9 @@ evaluated at step 1, and at step 2 the orders of the rows revealed at T are plac
 where ``on_bars`` would have run (after the broker's fills and marks). With a scanner
 it is kept to the same scope: only the bars of ``ctx.universe`` at the session start
 are evaluated, and a row places orders only while its symbol is still in scope.
+Without a scanner, the steps where it has nothing to do (no order working, no row
+acting) are taken at once (`pipeline.stream.QuietSubscriber`, ``quiet_steps``): the
+broker marks them from arrays (`Broker.on_quiet_rows`), with the same equity rows.
 
 The quality gate reads the catalog's quality of the current session and base interval
 just before an order is placed (once per timestamp), not at every step.
@@ -42,8 +45,9 @@ Examples
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -139,12 +143,15 @@ class Engine:
         self._icodes: npt.NDArray[Any] = np.zeros(0, dtype=np.int64)
         self._no_rows = self._rows = BarRows(pl.DataFrame(schema=BAR_ROW_SCHEMA))
         self._traded: list[int] = [0]
+        self._traded_at: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
         self._columns: SessionColumns | None = None
         self._gated: dt.datetime | None = None
         self._allowed: npt.NDArray[np.bool_] | None = None
         self._dropped: set[str] = set()
         self._scans: list[pl.DataFrame] = []
         self.steps = 0
+        #: Hand quiet steps of a vectorised strategy over at once (False: step by step).
+        self.quiet_steps = True
         self._final: dict[str, pl.DataFrame] | None = None  # the results once the run ended
 
     # --- hooks ----------------------------------------------------------------------
@@ -172,7 +179,8 @@ class Engine:
         )
         picks = None if trade.all() else np.flatnonzero(trade)
         self._rows = BarRows.of_columns(self._columns.array, self._universe, self._scodes, picks)
-        self._traded = np.concatenate([[0], np.cumsum(trade, dtype=np.int64)]).tolist()
+        self._traded_at = np.concatenate([[0], np.cumsum(trade, dtype=np.int64)])
+        self._traded = self._traded_at.tolist()
         self.ctx.base, self.ctx.session = day.base, day.session
         self.ctx.session_open, self.ctx.session_close = day.open, day.close
         self._scope(day)
@@ -196,6 +204,49 @@ class Engine:
             self._vectorised.act(self.ctx, stop)
             return
         self.strategy.on_bars(self.ctx, self._view(start, stop))
+
+    # --- quiet steps (a vectorised strategy between its orders) --------------------
+
+    def takes_quiet_steps(self) -> bool:
+        """True when the stream may hand over steps where nothing can happen at once.
+
+        Only for a vectorised strategy without a scanner: between its acting rows, with
+        no order working, a step only moves closes and adds an equity row
+        (`pipeline.stream.QuietSubscriber`).
+        """
+        return self.quiet_steps and self._vectorised is not None and self._allowed is None
+
+    def quiet_until(
+        self,
+        clocks: Sequence[dt.datetime],  # noqa: ARG002 (the protocol's)
+        ends: Sequence[int],
+        k: int,
+    ) -> int:
+        """Return the first step >= `k` to see on its own: an order works, or a row acts."""
+        assert self._vectorised is not None  # takes_quiet_steps
+        if self.broker.has_working():
+            return k
+        row = self._vectorised.next_row()
+        return len(ends) if row is None else bisect.bisect_right(ends, row, lo=k)
+
+    def on_quiet(
+        self, clocks: Sequence[dt.datetime], ends: Sequence[int], k: int, j: int, start: int
+    ) -> None:
+        """Take steps `k` to `j` (excluded) at once: marks only (`Broker.on_quiet_rows`)."""
+        stops = self._traded_at[ends[k:j]]
+        first = int(self._traded_at[start])
+        before = np.empty_like(stops)
+        before[0], before[1:] = first, stops[:-1]
+        marked = stops > before  # the steps with base rows: those the broker marks
+        if marked.all():
+            self.broker.on_quiet_rows(clocks[k:j], self._rows, first, stops)
+        elif marked.any():
+            picked = np.flatnonzero(marked)
+            moments = [clocks[k + i] for i in picked.tolist()]
+            self.broker.on_quiet_rows(moments, self._rows, first, stops[picked])
+        self.steps += j - k
+        self._offset = ends[j - 1]
+        self.ctx.clock = clocks[j - 1]
 
     def _view(self, start: int, stop: int) -> BarsView:
         """Return the step's rows as a `BarsView`, limited to ``ctx.universe`` with a scanner."""

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -106,6 +107,29 @@ class Step:
 
 
 Subscriber = Callable[[Step], None]
+
+
+@runtime_checkable
+class QuietSubscriber(Protocol):
+    """A subscriber that can take a run of steps where it has nothing to do at once.
+
+    When every subscriber is one (and nothing paces the stream or logs DEBUG step
+    lines) and each one's `takes_quiet_steps` says so for the session, the stream asks
+    each `quiet_until(clocks, ends, k)` before step k: the first step >= k it must see
+    on its own (k: this one). Steps k up to the earliest answer (excluded), j, are then
+    revealed together and handed to each `on_quiet(clocks, ends, k, j, start)`: step
+    i is at ``clocks[i]`` and its rows end at ``ends[i]``; the first starts at `start`.
+    """
+
+    def __call__(self, step: Step, /) -> None: ...
+
+    def takes_quiet_steps(self) -> bool: ...
+
+    def quiet_until(self, clocks: Sequence[dt.datetime], ends: Sequence[int], k: int, /) -> int: ...
+
+    def on_quiet(
+        self, clocks: Sequence[dt.datetime], ends: Sequence[int], k: int, j: int, start: int, /
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -238,7 +262,19 @@ def stream(
     catalog.set_session_quality_source(quality.frame)
     plan = catalog.steps()
     frame, value_frame, advance = plan.frame, plan.values, catalog.advance
-    for k, clock in enumerate(plan.clocks):
+    quiet = _quiet_subscribers(subscribers, speed, debug)
+    n, k = len(plan.clocks), 0
+    while k < n:
+        if quiet:
+            j = min(q.quiet_until(plan.clocks, plan.ends, k) for q in quiet)
+            if j > k:  # steps k .. j-1 at once
+                start, stop, vstart, vstop = advance(plan, j - 1)
+                for q in quiet:
+                    q.on_quiet(plan.clocks, plan.ends, k, j, start)
+                bars, values = bars + stop - start, values + vstop - vstart
+                previous, k = plan.clocks[j - 1], j
+                continue
+        clock = plan.clocks[k]
         if speed and previous is not None:
             sleep((clock - previous).total_seconds() / speed)
         start, stop, vstart, vstop = advance(plan, k)
@@ -248,9 +284,19 @@ def stream(
         if debug:
             _log_step(step)
         bars, values = bars + stop - start, values + vstop - vstart
-        previous = clock
+        previous, k = clock, k + 1
     seconds = time.perf_counter() - started
     return StreamStats(len(plan.clocks), bars, values, seconds, previous)
+
+
+def _quiet_subscribers(
+    subscribers: Sequence[Subscriber], speed: float | None, debug: bool
+) -> list[QuietSubscriber]:
+    """Return the subscribers when all take quiet steps at once and nothing watches each step."""
+    if speed or debug:
+        return []
+    quiet = [s for s in subscribers if isinstance(s, QuietSubscriber) and s.takes_quiet_steps()]
+    return quiet if len(quiet) == len(subscribers) else []
 
 
 def _log_step(step: Step) -> None:

@@ -385,6 +385,10 @@ class VectorisedRunner:
             i += 1
         self._next = i
 
+    def next_row(self) -> int | None:
+        """Return the table row of the next acting row not yet acted on (None: no more)."""
+        return int(self._rows[self._next]) if self._next < self._rows.size else None
+
     def leave(self, symbols: Collection[str], row: int) -> None:
         """Forget the session bars of `symbols` from table row `row` on (they left the scope)."""
         for symbol in symbols:

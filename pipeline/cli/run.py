@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -156,13 +156,39 @@ class _SessionProgress:
         self._close: dt.datetime | None = None
 
     def __call__(self, step: Step) -> None:
-        if self._close is not None and step.clock <= self._close:
+        self._seen(step.clock)
+
+    def _seen(self, clock: dt.datetime) -> None:
+        if self._close is not None and clock <= self._close:
             return
-        while self._done < len(self._closes) and step.clock > self._closes[self._done]:
+        while self._done < len(self._closes) and clock > self._closes[self._done]:
             self._done += 1
         if self._done < len(self._closes):
             self._close = self._closes[self._done]
         self._advance(self._done, len(self._closes))
+
+    # It needs no step on its own: the stream may hand steps over at once (`QuietSubscriber`).
+
+    def takes_quiet_steps(self) -> bool:
+        return True
+
+    def quiet_until(
+        self,
+        clocks: Sequence[dt.datetime],
+        ends: Sequence[int],  # noqa: ARG002 (the protocol's)
+        k: int,  # noqa: ARG002
+    ) -> int:
+        return len(clocks)
+
+    def on_quiet(
+        self,
+        clocks: Sequence[dt.datetime],
+        ends: Sequence[int],  # noqa: ARG002 (the protocol's)
+        k: int,  # noqa: ARG002
+        j: int,
+        start: int,  # noqa: ARG002
+    ) -> None:
+        self._seen(clocks[j - 1])
 
 
 class _Pacer:

@@ -4,13 +4,15 @@ On the sample store (configs/sample.toml: ACME, BOLT, TINY, 1m and 5m, 6 session
 an early close, a holiday and TINY's gaps, so refused and cut orders are compared too)
 and on real SPY 1-minute bars, `VectorisedMovingAverageCross` and `MovingAverageCross`
 with the same parameters produce the same orders (ts, symbol, side, quantity, status)
-and the same round trips.
+and the same round trips. A vectorised run taking the steps between its orders at once
+(`Engine.quiet_steps`, the default) gives the tables of one taken step by step.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -18,7 +20,8 @@ from polars.testing import assert_frame_equal
 
 from pipeline.catalog import Catalog
 from pipeline.config import RunConfig, load_config, parse_config
-from pipeline.engine import backtest
+from pipeline.engine import Engine, backtest
+from pipeline.runner import Coordinator
 from pipeline.store import Store
 from pipeline.strategies import MovingAverageCross
 from pipeline.strategy import Strategy
@@ -47,8 +50,8 @@ def _assert_same_run(config: RunConfig, store: Store, **params: object) -> dict[
         vector["orders"].select(ORDER_COLUMNS), event["orders"].select(ORDER_COLUMNS)
     )
     assert_frame_equal(vector["orders"], event["orders"])  # reasons and fills too
-    assert_frame_equal(vector["trades"], event["trades"])
-    assert_frame_equal(vector["equity"], event["equity"])
+    for name in ("fills", "trades", "positions", "equity"):
+        assert_frame_equal(vector[name], event[name], check_exact=True)
     return event
 
 
@@ -86,6 +89,46 @@ def test_vectorised_cross_is_named_in_config_like_any_strategy() -> None:
     event = _results(SAMPLE, STORE, MovingAverageCross(fast=3, slow=8, interval="5m"))
     assert by_config["orders"]["run_id"][0] != event["orders"]["run_id"][0]  # another config
     assert_frame_equal(by_config["orders"].drop("run_id"), event["orders"].drop("run_id"))
+
+
+def _engine_results(
+    config: RunConfig, strategy: Strategy, *, quiet: bool
+) -> dict[str, pl.DataFrame]:
+    """Run `strategy`, the vectorised engine taking quiet steps at once or one by one."""
+    catalog = Catalog()
+    try:
+        engine = Engine(config, catalog, strategy=strategy)
+        engine.quiet_steps = quiet
+        calls: list[int] = []
+        take = engine.broker.on_quiet_rows
+
+        def counted(*args: Any) -> None:
+            calls.append(len(args[0]))
+            take(*args)
+
+        engine.broker.on_quiet_rows = counted  # type: ignore[method-assign]
+        Coordinator(config, STORE, catalog).run((), engine=engine)
+        assert (sum(calls) > 100) == quiet  # the quiet run took most marks at once
+        return engine.results()
+    finally:
+        catalog.close()
+
+
+@pytest.mark.parametrize("extended", [False, True])
+@pytest.mark.parametrize(("interval", "fast", "slow"), [("1m", 10, 30), ("5m", 3, 8)])
+def test_quiet_steps_taken_at_once_give_the_same_run(
+    extended: bool, interval: str, fast: int, slow: int
+) -> None:
+    config = dataclasses.replace(SAMPLE, extended_hours=extended)
+    runs = [
+        _engine_results(
+            config, VectorisedMovingAverageCross(fast=fast, slow=slow, interval=interval), quiet=q
+        )
+        for q in (True, False)
+    ]
+    assert runs[0]["trades"].height > 0
+    for name in ("orders", "fills", "trades", "positions", "equity"):
+        assert_frame_equal(runs[0][name], runs[1][name], check_exact=True)
 
 
 # --- real data -------------------------------------------------------------------------
