@@ -18,7 +18,9 @@ random walk (`_synthetic.minute_bars`: float prices with many decimals, each bar
 
 Contestants: ``event`` (`pipeline.strategies.MovingAverageCross` on 1m through
 `pipeline.engine.backtest`, as ``pipeline run`` does, minus writing the run folder),
-``vectorised`` (`pipeline.vectorised.VectorisedMovingAverageCross`, same path), and the
+``vectorised`` (`pipeline.vectorised.VectorisedMovingAverageCross`, same path), ``floor``
+(our flow alone, phases 1-6 and the stream without an engine: what any strategy of ours
+pays first; the report turns it into the ceiling of each ratio), and the
 peers ``backtrader`` (``stdstats=False``), ``backtesting`` (backtesting.py) and
 ``vectorbt`` (``Portfolio.from_signals`` with signals shifted one bar, ``price=open``,
 ``size=inf``, ``size_granularity=1``). Peers not installed (``pip install -e '.[bench]'``)
@@ -54,12 +56,13 @@ from pathlib import Path
 from typing import Any
 
 FAST, SLOW, CASH = 10, 30, 100_000.0
-CONTESTANTS = ("event", "vectorised", "backtrader", "backtesting", "vectorbt")
+CONTESTANTS = ("event", "vectorised", "floor", "backtrader", "backtesting", "vectorbt")
 #: The module each peer needs (ours need nothing beyond the project).
 MODULES = {"backtrader": "backtrader", "backtesting": "backtesting", "vectorbt": "vectorbt"}
 LABELS = {
     "event": "ours, event (MovingAverageCross)",
     "vectorised": "ours, vectorised",
+    "floor": "ours, flow alone (no engine)",
     "backtrader": "backtrader",
     "backtesting": "backtesting.py",
     "vectorbt": "vectorbt",
@@ -201,6 +204,30 @@ def prepare_vectorised(job: Job) -> Callable[[], Trades]:
     return _ours(job, "pipeline.vectorised:VectorisedMovingAverageCross")
 
 
+def prepare_floor(job: Job) -> Callable[[], Trades]:
+    """Our flow alone on the workload: phases 1-6 and the stream, no engine, no orders.
+
+    Not a contestant: what any strategy of ours pays before it does anything.
+    """
+    from pipeline.catalog import Catalog
+    from pipeline.config import parse_config
+    from pipeline.runner import Coordinator
+    from pipeline.store import Store
+
+    settings = parse_config(run_config(job, "pipeline.strategies:MovingAverageCross"))
+    store = Store(job.folder / "store")
+
+    def run() -> Trades:
+        catalog = Catalog()
+        try:
+            Coordinator(settings, store, catalog).run(())
+        finally:
+            catalog.close()
+        return _as_trades([], [], [], [], [])
+
+    return run
+
+
 def prepare_backtesting(job: Job) -> Callable[[], Trades]:
     import warnings
 
@@ -330,6 +357,7 @@ def prepare_vectorbt(job: Job) -> Callable[[], Trades]:
 PREPARE: dict[str, Callable[[Job], Callable[[], Trades]]] = {
     "event": prepare_event,
     "vectorised": prepare_vectorised,
+    "floor": prepare_floor,
     "backtrader": prepare_backtrader,
     "backtesting": prepare_backtesting,
     "vectorbt": prepare_vectorbt,
@@ -453,6 +481,13 @@ def _targets(rate: dict[str, float], fresh: dict[str, Any]) -> None:
             f"vectorised fresh process faster than vectorbt's: {a:.2f} s vs {b:.2f} s, "
             f"{'met' if a < b else 'NOT met'}"
         )
+    if "floor" in rate:  # what even a free engine and strategy could reach
+        for theirs in ("backtesting", "backtrader", "vectorbt"):
+            if theirs in rate:
+                lines.append(
+                    f"ceiling vs {LABELS[theirs]} (our flow alone, engine and strategy free): "
+                    f"{rate['floor'] / rate[theirs]:.2f}x"
+                )
     if lines:
         print("\ntargets:", *lines, sep="\n  ")
 
@@ -498,6 +533,9 @@ def measure(names: list[str], sessions: int, repeat: int, keep: str | None) -> N
             continue
         if name == reference:
             r["identical"] = "ref"
+            continue
+        if name == "floor":  # places no orders
+            r["identical"] = "-"
             continue
         same, note = compare(trades[reference], trades[name])
         r["identical"], r["note"] = ("yes" if same else "no"), note
