@@ -229,3 +229,25 @@ def test_run_prints_only_the_result_on_stdout(tmp_path: Path) -> None:
     quiet = runner.invoke(app, ["-q", *args[1:]])
     assert quiet.exit_code == 0
     assert quiet.stderr == ""
+
+
+def test_a_vectorised_run_writes_the_event_runs_tables(
+    sample_run: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    # the CLI's progress bar takes the steps between the orders at once: same tables
+    text = CONFIG.read_text()
+    spec = 'class = "pipeline.vectorised:VectorisedMovingAverageCross"'
+    config = tmp_path / "vectorised.toml"
+    config.write_text(re.sub(r'(?m)^class = ".*MovingAverageCross"$', spec, text))
+    assert spec in config.read_text()
+    result = runner.invoke(
+        app, ["run", str(config), "--root", str(SAMPLE), "--runs", str(tmp_path / "runs")]
+    )
+    assert result.exit_code == 0, result.stderr
+    (mine,) = (tmp_path / "runs").iterdir()
+    runs, figures = sample_run
+    theirs = runs / str(figures["run_id"])
+    for name in ("orders", "fills", "trades", "positions", "equity"):
+        got, want = (pl.read_parquet(d / f"{name}.parquet").drop("run_id") for d in (mine, theirs))
+        assert got.height
+        assert got.equals(want), name
