@@ -118,6 +118,8 @@ class Broker:
         self.config = config or BrokerConfig()
         self.run_id = run_id
         self._cash = self.config.cash
+        #: A bar's volume matters at placing only when market orders fill at the close, capped.
+        self._keep_volume = self.config.fill == "close" and self.config.volume_cap is not None
         self._equity_now: float | None = None  # equity_value, until something changes
         self._clock: dt.datetime | None = None
         self._qty: dict[str, float] = {}
@@ -265,28 +267,20 @@ class Broker:
 
         The rows hold one bar per symbol, regular-session base bars only.
         """
-        if self._clock is not None and clock <= self._clock:
-            raise BrokerError(
-                f"Broker clock {clock.isoformat()} is not after {self._clock.isoformat()}; "
-                "call on_bars once per timestamp, in time order."
-            )
-        keep_volume = self.config.fill == "close" and self.config.volume_cap is not None
+        self._check_clock(clock)
         if stop - start == 1:  # one symbol: no slices (the most frequent step alone)
             symbol = rows.symbols[start]
             if self._working:
                 self._fill_working(clock, [symbol], rows, start)
             self._close[symbol] = rows.close[start]
-            if keep_volume:
+            if self._keep_volume:
                 self._volume[symbol] = rows.volume[start]
             self._bars[symbol] += 1
         else:
             symbols = rows.symbols[start:stop]
             if self._working:
                 self._fill_working(clock, symbols, rows, start)
-            self._close.update(zip(symbols, rows.close[start:stop], strict=True))
-            if keep_volume:
-                self._volume.update(zip(symbols, rows.volume[start:stop], strict=True))
-            self._bars.update(symbols)
+            self._take(symbols, rows, start, stop)
         self._equity_now = None
         self._clock = clock
         self._mark(clock)
@@ -312,28 +306,18 @@ class Broker:
             )
         if not clocks:
             return
-        if self._clock is not None and clocks[0] <= self._clock:
-            raise BrokerError(
-                f"Broker clock {clocks[0].isoformat()} is not after {self._clock.isoformat()}; "
-                "call on_bars once per timestamp, in time order."
-            )
+        self._check_clock(clocks[0])
         stop, n = int(stops[-1]), len(clocks)
         symbols = rows.symbols[start:stop]
         held = np.zeros(n)
         if any(self._qty.values()):
             closes = np.asarray(rows.close[start:stop])
-            alone = stop - start == n and symbols.count(symbols[0]) == n  # one symbol's bars
-            if not alone:
-                names = np.asarray(symbols, dtype=object)
-                step = np.searchsorted(stops, np.arange(start, stop), side="right")
+            names = np.asarray(symbols, dtype=object)
+            step = np.searchsorted(stops, np.arange(start, stop), side="right")
             for symbol, qty in self._qty.items():
-                if not qty:  # as `equity_value`: held positions, in the same order
-                    continue
-                if alone:
-                    value = closes if symbol == symbols[0] else np.full(n, self._close[symbol])
-                else:
-                    value = _last_values(step, names == symbol, closes, n, self._close[symbol])
-                held += qty * value
+                if qty:  # as `equity_value`: held positions, in the same order
+                    last = _last_values(step, names == symbol, closes, n, self._close[symbol])
+                    held += qty * last
         equity = self._cash + held
         peak = np.fmax.accumulate(np.concatenate(([self._peak], equity)))[1:]
         drawdown = np.zeros(n)
@@ -350,12 +334,23 @@ class Broker:
             )
         )
         self._peak = float(peak[-1])
-        self._close.update(zip(symbols, rows.close[start:stop], strict=True))
-        if self.config.fill == "close" and self.config.volume_cap is not None:
-            self._volume.update(zip(symbols, rows.volume[start:stop], strict=True))
-        self._bars.update(symbols)
+        self._take(symbols, rows, start, stop)
         self._equity_now = None
         self._clock = clocks[-1]
+
+    def _check_clock(self, clock: dt.datetime) -> None:
+        if self._clock is not None and clock <= self._clock:
+            raise BrokerError(
+                f"Broker clock {clock.isoformat()} is not after {self._clock.isoformat()}; "
+                "call on_bars once per timestamp, in time order."
+            )
+
+    def _take(self, symbols: list[str], rows: BarRows, start: int, stop: int) -> None:
+        """Keep the last close (and volume, when fills need it) and count the bars of rows."""
+        self._close.update(zip(symbols, rows.close[start:stop], strict=True))
+        if self._keep_volume:
+            self._volume.update(zip(symbols, rows.volume[start:stop], strict=True))
+        self._bars.update(symbols)
 
     def end_session(self, ts: dt.datetime) -> None:
         """Record every position marked at its last close at `ts`; working orders carry over."""

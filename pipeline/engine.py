@@ -179,6 +179,8 @@ class Engine:
         )
         picks = None if trade.all() else np.flatnonzero(trade)
         self._rows = BarRows.of_columns(self._columns.array, self._universe, self._scodes, picks)
+        # base rows before each table row: as a list for the per-step lookups (cheaper
+        # there), as an array for the quiet steps' lookups at once
         self._traded_at = np.concatenate([[0], np.cumsum(trade, dtype=np.int64)])
         self._traded = self._traded_at.tolist()
         self.ctx.base, self.ctx.session = day.base, day.session
@@ -237,13 +239,12 @@ class Engine:
         first = int(self._traded_at[start])
         before = np.empty_like(stops)
         before[0], before[1:] = first, stops[:-1]
-        marked = stops > before  # the steps with base rows: those the broker marks
-        if marked.all():
-            self.broker.on_quiet_rows(clocks[k:j], self._rows, first, stops)
-        elif marked.any():
-            picked = np.flatnonzero(marked)
-            moments = [clocks[k + i] for i in picked.tolist()]
-            self.broker.on_quiet_rows(moments, self._rows, first, stops[picked])
+        marked = np.flatnonzero(stops > before)  # the steps with base rows: the broker's
+        if marked.size:
+            moments = (
+                clocks[k:j] if marked.size == j - k else [clocks[k + i] for i in marked.tolist()]
+            )
+            self.broker.on_quiet_rows(moments, self._rows, first, stops[marked])
         self.steps += j - k
         self._offset = ends[j - 1]
         self.ctx.clock = clocks[j - 1]
