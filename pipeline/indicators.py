@@ -223,7 +223,9 @@ def _for_interval(
     wide = frame.select(*_INDEX, *carry, *(outputs[n].alias(n) for n in names))
     if since is not None:
         wide = wide.filter(pl.col("ts") >= since)
-    ordered = wide.sort("available_at", "symbol", "ts", maintain_order=True)
+    # `wide` is in (symbol, ts) order, so a stable sort by ``available_at`` alone gives
+    # (available_at, symbol, ts): the same rows, a single-key sort (~3x cheaper).
+    ordered = wide.sort("available_at", maintain_order=True)
     return _unfold(
         ordered, names, interval, carry, names_dtype=names_dtype, interval_dtype=interval_dtype
     )
