@@ -43,6 +43,7 @@ Examples
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import math
@@ -123,6 +124,9 @@ class Broker:
         self._equity_now: float | None = None  # equity_value, until something changes
         self._clock: dt.datetime | None = None
         self._qty: dict[str, float] = {}
+        #: The symbols held (quantity not 0), in `_qty`'s order: what `equity_value` sums.
+        self._held: list[str] = []
+        self._rank: dict[str, int] = {}  # a symbol's position in `_qty`
         self._lots: dict[str, deque[Lot]] = {}
         self._realised: dict[str, float] = {}
         self._close: dict[str, float] = {}
@@ -153,10 +157,9 @@ class Broker:
     def equity_value(self) -> float:
         """Cash plus every position marked at its symbol's last close."""
         if self._equity_now is None:  # cleared when cash, a position or a close changes
-            held, close = 0.0, self._close
-            for symbol, qty in self._qty.items():
-                if qty:
-                    held += qty * close[symbol]
+            held, close, qty = 0.0, self._close, self._qty
+            for symbol in self._held:
+                held += qty[symbol] * close[symbol]
             self._equity_now = self._cash + held
         return self._equity_now
 
@@ -310,14 +313,13 @@ class Broker:
         stop, n = int(stops[-1]), len(clocks)
         symbols = rows.symbols[start:stop]
         held = np.zeros(n)
-        if any(self._qty.values()):
+        if self._held:
             closes = np.asarray(rows.close[start:stop])
             names = np.asarray(symbols, dtype=object)
             step = np.searchsorted(stops, np.arange(start, stop), side="right")
-            for symbol, qty in self._qty.items():
-                if qty:  # as `equity_value`: held positions, in the same order
-                    last = _last_values(step, names == symbol, closes, n, self._close[symbol])
-                    held += qty * last
+            for symbol in self._held:  # as `equity_value`: in the same order
+                last = _last_values(step, names == symbol, closes, n, self._close[symbol])
+                held += self._qty[symbol] * last
         equity = self._cash + held
         peak = np.fmax.accumulate(np.concatenate(([self._peak], equity)))[1:]
         drawdown = np.zeros(n)
@@ -605,7 +607,17 @@ class Broker:
                 lots.popleft()
         if abs(rest) > EPS:
             lots.append(Lot(rest, price, ts, self._bars[symbol], fee_per_share))
-        self._qty[symbol] = sum([lot.quantity for lot in lots])
+        self._qty[symbol] = qty = sum([lot.quantity for lot in lots])
+        self._hold(symbol, qty)
+
+    def _hold(self, symbol: str, qty: float) -> None:
+        """Keep `_held` the symbols with a position, in `_qty`'s order (sums stay bit-equal)."""
+        self._rank.setdefault(symbol, len(self._rank))
+        if not qty:
+            if symbol in self._held:
+                self._held.remove(symbol)
+        elif symbol not in self._held:
+            bisect.insort(self._held, symbol, key=self._rank.__getitem__)
 
     def _close_trade(
         self, symbol: str, lot: Lot, qty: float, *, price: float, fee: float, ts: dt.datetime
