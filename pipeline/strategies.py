@@ -187,6 +187,7 @@ class _Crosses:
         self.pushed = np.zeros(0, dtype=np.int64)
         self.fast_sum, self.slow_sum = np.zeros(0), np.zeros(0)
         self.state = np.zeros(0, dtype=np.int8)  # 0 also before the first full window
+        self._warm = False  # every slot has had its first full window
 
     def slots(self, universe: tuple[str, ...]) -> npt.NDArray[np.int64]:
         """Return each `universe` code's slot (symbols keep their slot across sessions)."""
@@ -206,26 +207,34 @@ class _Crosses:
             self.fast_sum = np.append(self.fast_sum, np.zeros(extra))
             self.slow_sum = np.append(self.slow_sum, np.zeros(extra))
             self.state = np.append(self.state, np.zeros(extra, dtype=np.int8))
+            self._warm = False
 
     def push(
         self, slots: npt.NDArray[np.int64], closes: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.int8]:
         """Add one close per slot; return +1 (cross up), -1 (cross down) or 0 per slot."""
         fast, slow = self.fast, self.slow
+        if not slots.size:
+            return np.zeros(0, dtype=np.int8)
         window = self.window.reshape(-1)  # a view: slot s, push p is at s * slow + p % slow
         pushed = self.pushed[slots]
+        warm = self._warm or bool(pushed.min() >= slow)  # past the first window: no masks
         row = slots * slow
-        at = row + pushed % slow
-        leaving_fast = window[row + (pushed - fast) % slow]
-        leaving_fast[pushed < fast] = 0.0
+        ring = pushed % slow
+        at = row + ring
+        leaving_fast = window[row + (ring - fast) % slow]
         leaving_slow = window[at]
-        leaving_slow[pushed < slow] = 0.0
+        if not warm:
+            leaving_fast[pushed < fast] = 0.0
+            leaving_slow[pushed < slow] = 0.0
         window[at] = closes
         fast_sum = (self.fast_sum[slots] - leaving_fast) + closes
         slow_sum = (self.slow_sum[slots] - leaving_slow) + closes
         pushed += 1
         self.pushed[slots] = pushed
-        again = (pushed % slow == 0).nonzero()[0]  # re-add exactly now and then
+        if not self._warm:
+            self._warm = bool(self.pushed.min() >= slow)
+        again = (ring == slow - 1).nonzero()[0]  # `slow` pushes since: re-add exactly
         if again.size:
             rings = self.window[slots[again]].tolist()  # in push order: `slow` closes just ended
             fast_sum[again] = [math.fsum(ring[slow - fast :]) for ring in rings]
@@ -234,8 +243,9 @@ class _Crosses:
         average = slow_sum / slow
         diff = fast_sum / fast - average
         band = TIE * np.abs(average)
-        state = (diff > band).astype(np.int8) - (diff < -band).astype(np.int8)
-        state[pushed < slow] = 0  # no state before the first full window
+        state = np.subtract(diff > band, diff < -band, dtype=np.int8)
+        if not warm:
+            state[pushed < slow] = 0  # no state before the first full window
         previous = self.state[slots]
         self.state[slots] = state
         crosses: npt.NDArray[np.int8] = state * (previous * state == -1)  # -1 -> 1 or 1 -> -1
