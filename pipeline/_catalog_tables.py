@@ -209,7 +209,7 @@ def plan_steps(bars: SessionTable, values: SessionTable, dirty: Iterable[str] = 
     firsts = times[np.concatenate(([0], change))]
     ends = (np.append(change, times.size) + bars.cursor).tolist()
     value_ends = np.searchsorted(values.times, firsts, side="right").tolist()
-    clocks = [schema.moment_of(t) for t in firsts.tolist()]
+    clocks = schema.moments_of(firsts)
     return StepPlan(
         clocks, ends, value_ends, bars.frame, values.frame, marks | {"indicators"}, marks
     )

@@ -271,6 +271,18 @@ def moment_of(micros: int) -> dt.datetime:
     return EPOCH + dt.timedelta(microseconds=micros)
 
 
+def moments_of(micros: npt.NDArray[np.int64]) -> list[dt.datetime]:
+    """Return `TS` values as UTC datetimes, as `moment_of` does one.
+
+    Whole seconds (bar clocks) go through ``fromtimestamp`` with an integer: exact and
+    ~2x cheaper than adding a timedelta.
+    """
+    if (micros % 1_000_000 == 0).all():
+        seconds, utc = (micros // 1_000_000).tolist(), dt.UTC
+        return [dt.datetime.fromtimestamp(s, utc) for s in seconds]
+    return [moment_of(m) for m in micros.tolist()]
+
+
 def micros(times: pl.Series) -> npt.NDArray[np.int64]:
     """Return a datetime column as int64 microseconds since the epoch (UTC).
 

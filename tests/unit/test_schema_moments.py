@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -24,3 +25,11 @@ def test_moment_conversions_match_polars(moment: dt.datetime) -> None:
     micros = schema.moment_micros(moment)
     assert pl.Series([moment]).cast(schema.TS).dt.epoch("us").item() == micros
     assert schema.moment_of(micros) == moment
+
+
+def test_moments_of_equals_moment_of_one_by_one() -> None:
+    whole = np.array([0, 60_000_000, -3_155_760_000_000_000, 1_719_840_600_000_000], np.int64)
+    for values in (whole, whole + 7):  # whole seconds, and not
+        got = schema.moments_of(values)
+        assert got == [schema.moment_of(v) for v in values.tolist()]
+        assert all(m.tzinfo is dt.UTC for m in got)
