@@ -70,6 +70,9 @@ _ROW = "_row"  # the session-table row a bar came from (-1: carried from earlier
 _ENTRY, _EXIT, _TARGET = "_entry", "_exit", "_target"
 _STATE = "_ma_state"
 _CAUSAL_CUTS = 4  # prefixes of the first session checked for look-ahead
+#: The per-session plans are small and already in the order they should run: planning
+#: them with the optimizer costs more than it saves (~0.25 ms a session).
+_AS_WRITTEN = pl.QueryOptFlags.none()
 
 
 @dataclass(frozen=True)
@@ -363,7 +366,7 @@ class VectorisedRunner:
             .select(_ROW, pl.col("symbol").cast(pl.String), "_action")
         )
         plans = [acting_plan, _tail(frame, self.strategy.lookback)]
-        acting, self._carry = pl.collect_all(plans, engine="in-memory")
+        acting, self._carry = pl.collect_all(plans, engine="in-memory", optimizations=_AS_WRITTEN)
         self._rows = acting.get_column(_ROW).to_numpy()
         self._symbols = acting.get_column("symbol").to_list()
         self._values = acting.get_column("_action").to_list()
