@@ -43,6 +43,7 @@ def _historical(config: RunConfig, *, blocks: bool) -> dict[dt.date, pl.DataFram
 @pytest.mark.parametrize("block", [1, 4, 20])
 def test_blocks_equal_session_by_session(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_daily_blocks, "BLOCK", block)
+    monkeypatch.setattr(_daily_blocks, "BLOCK_ROWS", 0)  # blocks of exactly `block`
     by_blocks = _historical(CONFIG, blocks=True)
     alone = _historical(CONFIG, blocks=False)
     assert list(by_blocks) == list(alone)
@@ -77,3 +78,12 @@ def test_daily_bars_in_session_compute_session_by_session() -> None:
         assert Coordinator(config, STORE, catalog).daily_blocks is None
     finally:
         catalog.close()
+
+
+def test_blocks_grow_within_the_row_budget() -> None:
+    assert _daily_blocks.block_sessions(20, 100) == 61  # 61 * (20 + 61) * 100 <= 500k
+    assert _daily_blocks.block_sessions(252, 500) == _daily_blocks.BLOCK  # the floor
+    for window, symbols in [(20, 100), (5, 3), (60, 40)]:
+        n = _daily_blocks.block_sessions(window, symbols)
+        assert n * (window + n) * symbols <= _daily_blocks.BLOCK_ROWS
+        assert (n + 1) * (window + n + 1) * symbols > _daily_blocks.BLOCK_ROWS
