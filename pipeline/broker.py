@@ -43,7 +43,6 @@ Examples
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import datetime as dt
 import math
@@ -126,7 +125,6 @@ class Broker:
         self._qty: dict[str, float] = {}
         #: The symbols held (quantity not 0), in `_qty`'s order: what `equity_value` sums.
         self._held: list[str] = []
-        self._rank: dict[str, int] = {}  # a symbol's position in `_qty`
         self._lots: dict[str, deque[Lot]] = {}
         self._realised: dict[str, float] = {}
         self._close: dict[str, float] = {}
@@ -607,17 +605,8 @@ class Broker:
                 lots.popleft()
         if abs(rest) > EPS:
             lots.append(Lot(rest, price, ts, self._bars[symbol], fee_per_share))
-        self._qty[symbol] = qty = sum([lot.quantity for lot in lots])
-        self._hold(symbol, qty)
-
-    def _hold(self, symbol: str, qty: float) -> None:
-        """Keep `_held` the symbols with a position, in `_qty`'s order (sums stay bit-equal)."""
-        self._rank.setdefault(symbol, len(self._rank))
-        if not qty:
-            if symbol in self._held:
-                self._held.remove(symbol)
-        elif symbol not in self._held:
-            bisect.insort(self._held, symbol, key=self._rank.__getitem__)
+        self._qty[symbol] = sum([lot.quantity for lot in lots])
+        self._held = [s for s, q in self._qty.items() if q]  # once a fill, not once a step
 
     def _close_trade(
         self, symbol: str, lot: Lot, qty: float, *, price: float, fee: float, ts: dt.datetime

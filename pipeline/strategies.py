@@ -218,7 +218,7 @@ class _Crosses:
             return np.zeros(0, dtype=np.int8)
         window = self.window.reshape(-1)  # a view: slot s, push p is at s * slow + p % slow
         pushed = self.pushed[slots]
-        warm = self._warm or bool(pushed.min() >= slow)  # past the first window: no masks
+        warm = self._warm  # every slot past its first window: no masks below
         row = slots * slow
         ring = pushed % slow
         at = row + ring

@@ -70,8 +70,8 @@ _ROW = "_row"  # the session-table row a bar came from (-1: carried from earlier
 _ENTRY, _EXIT, _TARGET = "_entry", "_exit", "_target"
 _STATE = "_ma_state"
 _CAUSAL_CUTS = 4  # prefixes of the first session checked for look-ahead
-#: The per-session plans are small and already in the order they should run: planning
-#: them with the optimizer costs more than it saves (~0.25 ms a session).
+#: The per-session plans are small: optimizing them costs more than it saves (~0.25 ms
+#: a session at one symbol).
 _AS_WRITTEN = pl.QueryOptFlags.none()
 
 
