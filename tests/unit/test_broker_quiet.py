@@ -15,35 +15,9 @@ import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from random_bars import SYMBOLS, T0, random_bars
 
-from pipeline import schema
-from pipeline._broker_models import BarRows
 from pipeline.broker import Broker, BrokerConfig, BrokerError
-
-T0 = dt.datetime(2024, 7, 1, 13, 30, tzinfo=dt.UTC)
-SYMBOLS = ("ACME", "BOLT", "CODA")
-
-
-def _bars(steps: int, seed: int) -> tuple[BarRows, list[dt.datetime], list[int]]:
-    """Return random bars (a symbol missing from ~20% of the steps), each step's time and end."""
-    rng = np.random.default_rng(seed)
-    rows: list[tuple[object, ...]] = []
-    ends: list[int] = []
-    prices = dict.fromkeys(SYMBOLS, 50.0)
-    for i in range(steps):
-        for symbol in SYMBOLS:
-            if i and rng.random() < 0.2:
-                continue
-            before = prices[symbol]
-            prices[symbol] = close = round(before * (1 + rng.normal(0, 0.01)), 2)
-            ts = T0 + dt.timedelta(minutes=i)
-            rows.append((symbol, ts, before, max(before, close), min(before, close), close, 1e6))
-        ends.append(len(rows))
-    frame = pl.DataFrame(
-        rows, schema={"symbol": pl.String, "ts": schema.TS, **schema.OHLCV}, orient="row"
-    )
-    clocks = [T0 + dt.timedelta(minutes=i + 1) for i in range(steps)]
-    return BarRows(frame), clocks, ends
 
 
 def _orders(broker: Broker, i: int) -> None:
@@ -70,7 +44,7 @@ def _tables(broker: Broker) -> dict[str, pl.DataFrame]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_quiet_steps_give_the_tables_of_one_call_per_step(seed: int) -> None:
-    rows, clocks, ends = _bars(200, seed)
+    rows, clocks, ends = random_bars(200, seed)
     config = BrokerConfig(cash=10_000.0, allow_short=False)
     each, quiet = Broker(config, run_id="r"), Broker(config, run_id="r")
     start = 0
@@ -102,7 +76,7 @@ def test_quiet_steps_give_the_tables_of_one_call_per_step(seed: int) -> None:
 
 
 def test_quiet_steps_refuse_a_working_order() -> None:
-    rows, clocks, ends = _bars(4, 0)
+    rows, clocks, ends = random_bars(4, 0)
     broker = Broker(BrokerConfig(cash=1_000.0))
     broker.on_rows(clocks[0], rows, 0, ends[0])
     broker.market("ACME", 1)
@@ -111,7 +85,7 @@ def test_quiet_steps_refuse_a_working_order() -> None:
 
 
 def test_quiet_steps_keep_the_clock_moving_forward() -> None:
-    rows, clocks, ends = _bars(4, 0)
+    rows, clocks, ends = random_bars(4, 0)
     broker = Broker(BrokerConfig(cash=1_000.0))
     broker.on_rows(clocks[1], rows, 0, ends[0])
     with pytest.raises(BrokerError, match="not after"):
