@@ -43,6 +43,7 @@ Examples
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import math
@@ -125,6 +126,7 @@ class Broker:
         self._qty: dict[str, float] = {}
         #: The symbols held (quantity not 0), in `_qty`'s order: what `equity_value` sums.
         self._held: list[str] = []
+        self._rank: dict[str, int] = {}  # each symbol's place in `_qty`
         self._lots: dict[str, deque[Lot]] = {}
         self._realised: dict[str, float] = {}
         self._close: dict[str, float] = {}
@@ -605,8 +607,16 @@ class Broker:
                 lots.popleft()
         if abs(rest) > EPS:
             lots.append(Lot(rest, price, ts, self._bars[symbol], fee_per_share))
-        self._qty[symbol] = sum([lot.quantity for lot in lots])
-        self._held = [s for s, q in self._qty.items() if q]  # once a fill, not once a step
+        qty = self._qty
+        before = qty.get(symbol)
+        if before is None:
+            self._rank[symbol] = len(qty)
+        now = qty[symbol] = sum([lot.quantity for lot in lots])
+        if bool(before) != bool(now):  # held or flat now: `_held` stays in `_qty`'s order
+            if now:
+                bisect.insort(self._held, symbol, key=self._rank.__getitem__)
+            else:
+                self._held.remove(symbol)
 
     def _close_trade(
         self, symbol: str, lot: Lot, qty: float, *, price: float, fee: float, ts: dt.datetime
