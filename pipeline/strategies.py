@@ -87,15 +87,11 @@ class MovingAverageCross(Strategy):
         if self._crosses is not None:
             self._on_many(ctx, bars, intervals.index(self.interval), universe)
             return
-        if len(intervals) == 1 and len(bars) == 1:  # one bar: no lists
-            closes, codes = [float(bars.close[0])], [int(bars.symbol[0])]
-        else:
-            closes, codes = bars.close.tolist(), bars.symbol.tolist()
+        closes, names = bars.values("close"), bars.symbols()
         if len(intervals) > 1:  # keep the rows of our interval
             rows = (bars.interval == intervals.index(self.interval)).nonzero()[0].tolist()
-            closes, codes = [closes[i] for i in rows], [codes[i] for i in rows]
-        for code, close in zip(codes, closes, strict=True):
-            name = universe[code]
+            closes, names = [closes[i] for i in rows], [names[i] for i in rows]
+        for name, close in zip(names, closes, strict=True):
             if self.symbol is not None and name != self.symbol:
                 continue
             averages = self._averages.get(name)

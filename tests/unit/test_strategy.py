@@ -16,7 +16,7 @@ from pipeline.catalog import Catalog
 from pipeline.engine import strategy_from_config
 from pipeline.errors import ConfigError
 from pipeline.strategies import MovingAverageCross, OpeningRangeBreakout, VwapReversion
-from pipeline.strategy import BarsView, Context, Strategy, load_strategy
+from pipeline.strategy import BarsView, Context, SessionColumns, Strategy, load_strategy
 
 OPEN = dt.datetime(2024, 7, 1, 13, 30, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)
@@ -80,6 +80,23 @@ def test_bars_view_uses_given_codes() -> None:
     view = BarsView(step, symbol_codes=codes, universe=("X", "Y"), interval_codes=codes[:0])
     assert view.symbol is codes
     assert view.symbols() == ["Y", "X"]
+
+
+def test_bars_view_values_are_python_lists_of_the_window() -> None:
+    table = _session([10.0, 11.0, 12.0], ("ACME", "BOLT"))
+    codes = table.get_column("symbol").to_physical().to_numpy()
+    columns = SessionColumns(table, codes, np.zeros(6, np.int64), ("ACME", "BOLT"), ("1m",))
+    whole = BarsView.window(columns, 2, 5)
+    picked = BarsView.window(columns, 2, 5, np.array([0, 2]))
+    for view, rows in ((whole, [2, 3, 4]), (picked, [2, 4])):
+        expected = table[rows]
+        assert view.values("close") == expected.get_column("close").to_list()
+        assert view.values("ts") == expected.get_column("ts").to_list()  # tz-aware
+        assert view.symbols() == expected.get_column("symbol").to_list()
+        assert view.values("close") == view.close.tolist() == view.df["close"].to_list()
+    assert BarsView(table.slice(2, 3)).values("symbol") == ["ACME", "BOLT", "ACME"]
+    with pytest.raises(AttributeError, match="no column 'vwap'.*close"):
+        whole.values("vwap")
 
 
 def test_bars_view_unknown_column_names_the_columns() -> None:
