@@ -4,21 +4,24 @@ A `Broker` is a deterministic state machine driven by the stream. At each clock 
 the caller passes the base-interval bars revealed at T (`Broker.on_bars`): working
 orders placed before T fill against them, then positions are marked to the closes and
 one equity row is recorded. Orders placed at T (by a strategy, after ``on_bars``) are
-checked against the trading limits at once, using the last known close as the price:
-a refused order is recorded with its reason, never dropped.
+checked against the trading limits at once, using the last known close as the price
+and counting working orders as filled: a refused order is recorded with its reason,
+never dropped. A sell beyond the shares held without ``allow_short`` is not refused:
+its fill is cut to the shares held.
 
 Fill rules, per order and bar (the first bar of its symbol revealed after the order):
 
 - market: the bar's open (``fill = "next_open"``), or with ``fill = "close"`` at once at
-  the signal bar's close (flagged ``at_close``);
+  the signal bar's close (flagged ``at_close``) when the symbol has a bar at the order's
+  clock; placed at another time (pre-market, `set_clock`) it fills at a later bar's close;
 - limit buy: when ``low <= limit``, at ``min(open, limit)``; limit sell: when
   ``high >= limit``, at ``max(open, limit)`` (a gap through the limit fills at the open);
 - stop buy: when ``high >= stop``, at ``max(open, stop)``; stop sell: when
   ``low <= stop``, at ``min(open, stop)``; a triggered stop's remainder fills at later
   opens, like a market order;
 - slippage (basis points, against the trader) applies to market and stop fills;
-- ``volume_cap`` limits one order's fill to that share of the bar's volume; the rest
-  stays working (``on_cap = "keep"``) or is cancelled;
+- ``volume_cap`` limits one order's fill to that share of the bar's volume (whole shares
+  for a whole-share order); the rest stays working (``on_cap = "keep"``) or is cancelled;
 - without ``allow_short`` a sell fill is cut to the shares held, and without
   ``max_buying_power`` a buy fill is cut to what cash pays for; the cut part is cancelled.
 
@@ -122,7 +125,10 @@ class Broker:
         #: A bar's volume matters at placing only when market orders fill at the close, capped.
         self._keep_volume = self.config.fill == "close" and self.config.volume_cap is not None
         self._equity_now: float | None = None  # equity_value, until something changes
-        self._clock: dt.datetime | None = None
+        self._clock: dt.datetime | None = None  # of the last bars (`on_bars`)
+        self._now: dt.datetime | None = None  # orders' time: `_clock`, or a later `set_clock`
+        #: The rows of the last bars: (rows, start, stop) of `on_rows`.
+        self._step: tuple[BarRows, int, int] | None = None
         self._qty: dict[str, float] = {}
         #: The symbols held (quantity not 0), in `_qty`'s order: what `equity_value` sums.
         self._held: list[str] = []
@@ -201,6 +207,20 @@ class Broker:
     def set_quality(self, quality: Mapping[str, float]) -> None:
         """Set the data quality (%) of symbols; a symbol never set is not gated."""
         self._quality.update(quality)
+
+    def set_clock(self, clock: dt.datetime) -> None:
+        """Move the time orders are placed at to `clock`, a step without base bars.
+
+        Pre- and post-market steps and steps of derived rows only reach the broker this
+        way: orders placed then carry `clock`, and fill at later bars only (a
+        ``fill = "close"`` order too: the last close seen is not `clock`'s).
+        """
+        if self._now is not None and clock < self._now:
+            raise BrokerError(
+                f"set_clock({clock.isoformat()}) goes back before {self._now.isoformat()}; "
+                "move the clock forward only."
+            )
+        self._now = clock
 
     # --- orders --------------------------------------------------------------------
 
@@ -285,7 +305,8 @@ class Broker:
                 self._fill_working(clock, symbols, rows, start)
             self._take(symbols, rows, start, stop)
         self._equity_now = None
-        self._clock = clock
+        self._clock = self._now = clock
+        self._step = (rows, start, stop)
         self._mark(clock)
 
     def on_quiet_rows(
@@ -338,13 +359,19 @@ class Broker:
         self._peak = float(peak[-1])
         self._take(symbols, rows, start, stop)
         self._equity_now = None
-        self._clock = clocks[-1]
+        self._clock = self._now = clocks[-1]
+        self._step = (rows, int(stops[-2]) if n > 1 else start, stop)
 
     def _check_clock(self, clock: dt.datetime) -> None:
         if self._clock is not None and clock <= self._clock:
             raise BrokerError(
                 f"Broker clock {clock.isoformat()} is not after {self._clock.isoformat()}; "
                 "call on_bars once per timestamp, in time order."
+            )
+        if self._now is not None and clock < self._now:
+            raise BrokerError(
+                f"Bars at {clock.isoformat()} come before the clock ({self._now.isoformat()}, "
+                "set_clock); call on_bars and set_clock in time order."
             )
 
     def _take(self, symbols: list[str], rows: BarRows, start: int, stop: int) -> None:
@@ -413,7 +440,7 @@ class Broker:
         if order.status == "refused":
             return order.order_id
         self._working.append(order)
-        if kind == "market" and self.config.fill == "close":
+        if kind == "market" and self.config.fill == "close" and self._has_bar_now(symbol):
             clock, price = order.ts, self._close[symbol]
             self._try_fill(
                 order, Bar(clock, price, price, price, price, self._volume.get(symbol, 0.0)), clock
@@ -421,14 +448,21 @@ class Broker:
             self._prune()
         return order.order_id
 
+    def _has_bar_now(self, symbol: str) -> bool:
+        """True when `symbol` had a bar in the last `on_bars` and the clock has not moved since."""
+        if self._step is None or self._now != self._clock:
+            return False
+        rows, start, stop = self._step
+        return symbol in rows.symbols[start:stop]
+
     def _record(self, symbol: str, quantity: float, kind: Kind, refusal: str) -> Order:
         """Append a new order (refused when `refusal` is set) to the record; return it."""
-        if self._clock is None:
+        if self._now is None:
             raise BrokerError(
                 f"Order for {symbol} placed before any bar; place orders after the first on_bars."
             )
         side: Side = "buy" if quantity > 0 else "sell"
-        order = Order(len(self._orders) + 1, symbol, self._clock, side, kind, abs(quantity))
+        order = Order(len(self._orders) + 1, symbol, self._now, side, kind, abs(quantity))
         if refusal:
             order.status, order.reason = "refused", refusal
         self._orders.append(order)
@@ -444,19 +478,36 @@ class Broker:
         if price is None:
             return self._unpriced(symbol)
         held = self.position(symbol)
-        after = held + quantity
         cfg = self.config
-        if after < -EPS and quantity < 0 and not cfg.allow_short:
-            return "short selling is not allowed (allow_short = false)"
+        if quantity < 0 and held + quantity < -EPS and not cfg.allow_short:
+            if held <= EPS:
+                return "short selling is not allowed (allow_short = false)"
+            quantity = -held  # the fill is cut to the shares held: only reduces
+        after = held + quantity
         if not (abs(after) > abs(held) + EPS or after * held < 0):
             return ""  # only reduces the position: never refused
         return (
             self._quality_refusal(symbol)
             or over("max_per_trade", cfg.max_per_trade, abs(quantity) * price, "order notional")
-            or over("max_per_symbol", cfg.max_per_symbol, abs(after) * price, "position would be")
+            or self._per_symbol_refusal(symbol, quantity, price)
             or self._open_positions_refusal(symbol, held)
-            or self._buying_power_refusal(symbol, quantity, after, price)
+            or self._buying_power_refusal(symbol, quantity, price)
         )  # the first limit broken
+
+    def _projected(self) -> dict[str, float]:
+        """Return each symbol's position once its working orders have filled."""
+        projected = dict(self._qty)
+        for order in self._working:
+            symbol = order.symbol
+            projected[symbol] = projected.get(symbol, 0.0) + order.sign * order.remaining
+        return projected
+
+    def _per_symbol_refusal(self, symbol: str, quantity: float, price: float) -> str:
+        limit = self.config.max_per_symbol
+        if limit is None:
+            return ""
+        after = self._projected().get(symbol, 0.0) + quantity  # working orders count
+        return over("max_per_symbol", limit, abs(after) * price, "position would be")
 
     def _quality_refusal(self, symbol: str) -> str:
         quality = self._quality.get(symbol)
@@ -476,12 +527,12 @@ class Broker:
         names = ", ".join(sorted(busy))
         return f"max_open_positions {limit} reached: {len(busy)} open or pending ({names})"
 
-    def _buying_power_refusal(
-        self, symbol: str, quantity: float, after: float, price: float
-    ) -> str:
+    def _buying_power_refusal(self, symbol: str, quantity: float, price: float) -> str:
         cap = self.config.max_buying_power
-        if cap is not None:
-            others = sum(abs(q) * self._close[s] for s, q in self._qty.items() if s != symbol)
+        if cap is not None:  # working orders count as filled
+            projected = self._projected()
+            after = projected.pop(symbol, 0.0) + quantity
+            others = sum(abs(q) * self._close[s] for s, q in projected.items())
             return over("max_buying_power", cap, others + abs(after) * price, "gross exposure")
         if quantity <= 0:
             return ""
@@ -525,7 +576,12 @@ class Broker:
         slip = 0.0 if order.kind == "limit" else order.sign * self.config.slippage_bps / 1e4
         price = reference * (1 + slip)
         cap = self.config.volume_cap
-        wanted = order.remaining if cap is None else min(order.remaining, cap * bar.volume)
+        wanted = order.remaining
+        if cap is not None:
+            room = cap * bar.volume
+            if float(order.quantity).is_integer():  # whole shares stay whole
+                room = float(math.floor(room + EPS))
+            wanted = min(wanted, room)
         allowed, cut = self._allowed(order, wanted, price)
         at_close = is_market(order) and self.config.fill == "close"
         if allowed > EPS:

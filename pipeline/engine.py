@@ -199,6 +199,8 @@ class Engine:
         first, last = self._traded[start], self._traded[stop]
         if last > first:
             self.broker.on_rows(clock, self._rows, first, last)
+        else:  # no regular-hours base bar now: orders placed carry this clock
+            self.broker.set_clock(clock)
         self.steps += 1
         if self._vectorised is not None:
             if self._allowed is not None and self._dropped:

@@ -91,6 +91,40 @@ def test_fill_close_fills_at_signal_close_and_flags_it() -> None:
     assert broker.position("ACME") == 10
 
 
+def test_fill_close_needs_a_bar_of_the_symbol_at_the_order_clock() -> None:
+    # a pre-market step (set_clock): the last close seen is the previous session's, so
+    # filling at it would use a price older than what the strategy saw
+    broker = Broker(BrokerConfig(fill="close"))
+    step(broker, 0, flat("ACME", 10.0), flat("BOLT", 20.0))
+    broker.set_clock(minute(1, day=1) - dt.timedelta(hours=2))
+    early = broker.market("ACME", 10)
+    step(broker, 0, flat("BOLT", 21.0), day=1)  # no ACME bar: a stale ACME close
+    late = broker.market("ACME", 10)
+    assert broker.fills().is_empty()
+    assert [o.ts for o in broker.working_orders()] == [
+        minute(1, day=1) - dt.timedelta(hours=2),
+        minute(1, day=1),
+    ]
+    step(broker, 1, ("ACME", 11.0, 11.5, 10.5, 11.2, 1e6), day=1)
+    fills = broker.fills()
+    assert fills["order_id"].to_list() == [early, late]
+    assert fills["price"].to_list() == [11.2, 11.2]  # the next bar's close, flagged
+    assert fills["at_close"].to_list() == [True, True]
+
+
+def test_set_clock_stamps_orders_and_only_moves_forward() -> None:
+    broker = Broker()
+    broker.set_clock(minute(0))
+    oid = broker.market("ACME", 10)  # no bar yet: refused, not an error
+    assert (broker.order(oid).status, broker.order(oid).ts) == ("refused", minute(0))
+    assert "no price yet for ACME" in broker.order(oid).reason
+    with pytest.raises(BrokerError, match="goes back"):
+        broker.set_clock(minute(0) - dt.timedelta(seconds=1))
+    broker.set_clock(minute(5))
+    with pytest.raises(BrokerError, match="before the clock"):
+        step(broker, 3, flat("ACME", 10.0))
+
+
 def test_market_order_waits_for_the_first_bar_of_its_symbol() -> None:
     broker = Broker()
     step(broker, 0, flat("ACME", 10.0), flat("BOLT", 20.0))
@@ -169,6 +203,21 @@ def test_volume_cap_splits_a_fill_over_bars() -> None:
     assert broker.fills()["quantity"].to_list() == [500, 500]
     assert broker.fills()["price"].to_list() == [10.0, 10.2]
     assert (broker.order(oid).status, broker.order(oid).filled) == ("filled", 1000)
+
+
+def test_volume_cap_keeps_whole_share_orders_whole() -> None:
+    broker = Broker(BrokerConfig(volume_cap=0.1))
+    step(broker, 0, flat("ACME", 10.0, 1005))
+    oid = broker.market("ACME", 250)
+    for i in (1, 2, 3):
+        step(broker, i, flat("ACME", 10.0, 1005))
+    assert broker.fills()["quantity"].to_list() == [100, 100, 50]
+    assert broker.order(oid).status == "filled"
+    fractional = Broker(BrokerConfig(volume_cap=0.1))
+    step(fractional, 0, flat("ACME", 10.0, 1005))
+    fractional.market("ACME", 250.5)  # a fractional order may fill fractions
+    step(fractional, 1, flat("ACME", 10.0, 1005))
+    assert fractional.fills()["quantity"].to_list() == [pytest.approx(100.5)]
 
 
 def test_volume_cap_with_cancel_drops_the_rest() -> None:
@@ -320,6 +369,40 @@ def test_shorting_is_refused_unless_allowed() -> None:
     assert shorter.position("ACME") == -10
     assert shorter.cash == pytest.approx(100_000 + 90.0)
     assert shorter.equity_value == pytest.approx(100_000.0)
+
+
+def test_a_sell_beyond_the_shares_held_is_cut_not_refused() -> None:
+    broker = holding(BrokerConfig(), 100, price=10.0)
+    oid = broker.market("ACME", -150)
+    assert broker.order(oid).status == "working"
+    step(broker, 2, flat("ACME", 11.0))
+    order = broker.order(oid)
+    assert (order.status, order.filled, broker.position("ACME")) == ("cancelled", 100, 0)
+    assert "would open a short position (allow_short = false)" in order.reason
+
+
+@pytest.mark.parametrize(
+    ("config", "reason"),
+    [
+        (
+            BrokerConfig(max_per_symbol=2_500),
+            "max_per_symbol 2500 exceeded: position would be 3000.00",
+        ),
+        (
+            BrokerConfig(max_buying_power=2_500),
+            "max_buying_power 2500 exceeded: gross exposure 3000.00",
+        ),
+    ],
+)
+def test_limits_count_working_orders(config: BrokerConfig, reason: str) -> None:
+    broker = Broker(config)
+    step(broker, 0, flat("ACME", 10.0), flat("BOLT", 10.0))
+    first = broker.market("ACME", 100)
+    second = broker.market("ACME" if config.max_per_symbol else "BOLT", 200)  # 100 + 200 shares
+    assert broker.order(first).status == "working"
+    assert (broker.order(second).status, broker.order(second).reason) == ("refused", reason)
+    step(broker, 1, flat("ACME", 10.0), flat("BOLT", 10.0))
+    assert broker.position("ACME") == 100
 
 
 def test_refused_orders_are_recorded_not_dropped() -> None:
