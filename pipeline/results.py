@@ -141,7 +141,9 @@ def summary(
     calendar days between the first and last equity rows (365.25 a year);
     ``volatility``, ``sharpe`` and ``sortino`` use per-session returns of the equity at
     each session's last bar, annualised with 252 sessions a year and a zero risk-free
-    rate (``sortino`` divides by the root mean square of the negative returns);
+    rate, the sample standard deviation (``sortino`` divides by the downside deviation:
+    the root of the mean over all sessions of the squared negative returns); these four
+    need two sessions at least;
     ``max_drawdown`` is the worst fall of equity from its running peak, with the times
     of that peak and trough; ``win_rate``, ``profit_factor`` (gross profit / gross
     loss), ``avg_win`` and ``avg_loss`` count closed round trips by P&L; ``exposure``
@@ -198,25 +200,22 @@ def summary(
 def _returns(equity: pl.DataFrame, daily: pl.DataFrame, cash: float) -> dict[str, Any]:
     final = float(equity.get_column("equity")[-1]) if equity.height else cash
     total = final / cash - 1.0
-    cagr = None
-    if equity.height > 1:
-        span: dt.timedelta = equity["ts"][-1] - equity["ts"][0]
-        days = span.total_seconds() / 86_400
-        if days > 0 and total > -1.0:
-            cagr = (1.0 + total) ** (_DAYS_PER_YEAR / days) - 1.0
     r = daily.get_column("session_return")
-    std = _float(r.std()) if r.len() > 1 else 0.0
-    mean = _float(r.mean())
+    out: dict[str, Any] = {"final_equity": final, "total_return": total}
+    out |= dict.fromkeys(("cagr", "volatility", "sharpe", "sortino"))
+    if r.len() < 2:  # one session's return says nothing of a year's
+        return out
+    span: dt.timedelta = equity["ts"][-1] - equity["ts"][0]
+    days = span.total_seconds() / 86_400
+    if days > 0 and total > -1.0:
+        out["cagr"] = (1.0 + total) ** (_DAYS_PER_YEAR / days) - 1.0
+    std, mean = _float(r.std()), _float(r.mean())
     downside = math.sqrt(_float((r.clip(upper_bound=0.0) ** 2).mean()))
     root = math.sqrt(SESSIONS_PER_YEAR)
-    return {
-        "final_equity": final,
-        "total_return": total,
-        "cagr": cagr,
-        "volatility": std * root if r.len() > 1 else None,
-        "sharpe": mean / std * root if std > 0 else None,
-        "sortino": mean / downside * root if downside > 0 else None,
-    }
+    out["volatility"] = std * root
+    out["sharpe"] = mean / std * root if std > 0 else None
+    out["sortino"] = mean / downside * root if downside > 0 else None
+    return out
 
 
 def _drawdown(equity: pl.DataFrame) -> dict[str, Any]:

@@ -166,6 +166,15 @@ def test_summary_without_trades_or_losses_gives_none_not_nan() -> None:
     assert figures["avg_win"] is None
 
 
+def test_one_session_gives_no_annualised_figures() -> None:
+    results = tiny_results()
+    results["equity"] = results["equity"].head(2)  # the first session alone: +10%
+    figures = summary(results, tiny_report(), CONFIG)
+    assert figures["total_return"] == pytest.approx(0.1)
+    for name in ("cagr", "volatility", "sharpe", "sortino"):
+        assert figures[name] is None, name
+
+
 def test_write_then_read_and_list_a_run(tmp_path: Path) -> None:
     figures = tiny_summary()
     folder = write_run(tmp_path, CONFIG, tiny_results(), figures, phases(), chart=False)
