@@ -204,3 +204,41 @@ def test_next_open_fills_are_not_flagged(recorded: Run) -> None:
     fills = recorded.results["fills"]
     assert fills.height > 0
     assert not fills["at_close"].any()
+
+
+class PreMarketBuyer(MovingAverageCross):
+    """Buys 10 ACME at the first step of each session it sees (pre-market with extended hours)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.placed: dict[dt.datetime, dt.datetime] = {}  # order clock -> session open
+
+    def on_bars(self, ctx: Context, bars: BarsView) -> None:  # noqa: ARG002
+        assert ctx.clock is not None
+        assert ctx.session_open is not None
+        if ctx.clock < ctx.session_open and ctx.session_open not in self.placed.values():
+            self.placed[ctx.clock] = ctx.session_open
+            ctx.market("ACME", 10)
+
+
+@pytest.mark.parametrize("fill", ["close", "next_open"])
+def test_a_pre_market_order_carries_its_clock_and_fills_at_a_later_bar(fill: str) -> None:
+    config = dataclasses.replace(
+        CONFIG, extended_hours=True, broker={**CONFIG.broker, "fill": fill}
+    )
+    strategy = PreMarketBuyer()
+    run = _run(config, strategy)
+    orders, fills = run.results["orders"], run.results["fills"]
+    assert orders["ts"].to_list() == list(strategy.placed)  # the strategy's clock
+    assert len(strategy.placed) == 6  # every session: the first one does not abort
+    # before any regular-hours bar the broker has no price: refused, recorded
+    assert orders["status"].to_list() == ["refused"] + ["filled"] * 5
+    assert orders["reason"][0].startswith("no price yet for ACME")
+    acme = run.truth.filter((pl.col("symbol") == "ACME") & (pl.col("interval") == "1m"))
+    joined = fills.join(orders.select("order_id", pl.col("ts").alias("placed")), on="order_id")
+    assert joined.height == 5
+    for placed, filled, price in joined.select("placed", "ts", "price").iter_rows():
+        # the session's first regular bar: its close (at its clock), or its open
+        first = acme.filter(pl.col("ts") >= strategy.placed[placed]).row(0, named=True)
+        at_close = (first["available_at"], first["close"])
+        assert (filled, price) == (at_close if fill == "close" else (first["ts"], first["open"]))
