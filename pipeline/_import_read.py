@@ -99,11 +99,7 @@ def _read_csv(data: bytes, source: str, layout: Layout) -> RawTable:
     try:
         frame = pl.read_csv(data, separator=separator, has_header=header, infer_schema=False)
     except pl.exceptions.PolarsError as exc:
-        reason = " ".join(str(exc).split()).rstrip(".")  # Polars' text spans lines
-        raise InputError(
-            f"Bar file '{source}' cannot be read as CSV with separator {separator!r}: {reason}. "
-            "Check that every row has the same number of fields, or pass --separator."
-        ) from exc
+        raise InputError(_csv_problem(data, source, separator)) from exc
     if not header and layout.names:
         frame = _name_columns(frame, layout.names, source)
     frame = frame.rename({c: c.strip() for c in frame.columns}).with_row_index("_row")
@@ -112,6 +108,38 @@ def _read_csv(data: bytes, source: str, layout: Layout) -> RawTable:
         pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in cells
     )
     return RawTable(frame.filter(~blank), source, int(header), "line")
+
+
+def _csv_problem(data: bytes, source: str, separator: str) -> str:
+    """Return why Polars could not read `data` as CSV, in our words, naming the line.
+
+    Polars' own text names options of its API and rarely the line, so the lines are
+    looked at again: the first with an unclosed quote, then the first with more fields
+    than the first line (quoted separators are not told apart: this only words the error).
+    """
+    lines = pl.Series("text", data.decode().split("\n")).str.strip_chars_end("\r").to_frame()
+    counted = lines.with_row_index("line", offset=1).with_columns(
+        fields=pl.col("text").str.count_matches(separator, literal=True) + 1,
+        quotes=pl.col("text").str.count_matches('"', literal=True),
+    )
+    expected = counted["fields"][0]
+    unclosed = counted.filter(pl.col("quotes") % 2 == 1).head(1)
+    ragged = counted.filter(pl.col("fields") > expected, pl.col("text") != "").head(1)
+    how = f"Bar file '{source}' cannot be read as CSV (separator {separator!r})"
+    if unclosed.height:
+        line = unclosed["line"][0]
+        return f'{how}: line {line} opens a quote (") that it never closes. Close or remove it.'
+    if ragged.height:
+        line, fields = ragged["line"][0], ragged["fields"][0]
+        return (
+            f"{how}: line {line} has {fields} fields, the first line {expected}. Fix that "
+            "line, or pass --separator if the file uses another separator."
+        )
+    return (
+        f"{how}: a row does not split into the same fields as the first line. Check that "
+        "every row has the same number of fields and closes its quotes, or pass --separator "
+        "if the file uses another separator."
+    )
 
 
 def _check_utf8(data: bytes, source: str) -> None:

@@ -11,6 +11,7 @@ the zone nor the stamp convention matters. Integer epoch stamps are refused.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import polars as pl
 
@@ -32,6 +33,8 @@ _DATE_FORMATS: tuple[tuple[str, ...], ...] = (("%Y-%m-%d",), ("%Y%m%d",), ("%Y/%
 _OFFSET = r"(Z|z|[+-]\d{2}:?\d{2})$"
 _SAMPLE = 500
 _HELPERS = ("_ts_naive", "_ts_off", "_ts_date_only")
+
+log = logging.getLogger(__name__)
 
 
 def parse_stamps(
@@ -194,6 +197,15 @@ def _intraday(frame: pl.DataFrame, layout: Layout, interval: Interval, source: s
             "or --stamp close."
         )
     if frame["_ts_off"].null_count() < frame.height:
+        if layout.tz is not None:
+            example = frame.filter(pl.col("_ts_off").is_not_null())["_raw_ts"][0]
+            log.warning(
+                "Stamps in '%s' carry their own UTC offset (e.g. '%s'), so the time zone %s "
+                "(--tz or the preset) was not used.",
+                source,
+                example,
+                layout.tz,
+            )
         utc = (pl.col("_ts_naive") - pl.duration(seconds=pl.col("_ts_off"))).dt.replace_time_zone(
             "UTC"
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipeline import calendar, quality, schema
-from pipeline.errors import DataNotFoundError
+from pipeline.errors import CalendarError, DataNotFoundError, closest
 from pipeline.intervals import Interval
 from pipeline.store import Store
 
@@ -40,8 +40,11 @@ def check_store(
     """Return quality and gaps for the stored bars, per symbol, interval and session.
 
     Each symbol is checked over the sessions from its first to its last stored bar
-    (clipped to `start`/`end`), so data that simply begins later is not a gap.
+    (clipped to `start`/`end`), so data that simply begins later is not a gap. With
+    `symbols`, each interval is checked for those of them it holds; a symbol that no
+    checked interval holds raises `DataNotFoundError`.
     """
+    store.check_root()
     stored = store.intervals()
     if not stored:
         raise DataNotFoundError(
@@ -53,9 +56,14 @@ def check_store(
         if iv not in stored:
             have = ", ".join(str(s) for s in stored)
             raise DataNotFoundError(f"No {iv} bars are stored (stored: {have}).")
+    held = {iv: store.symbols(iv) for iv in stored}
+    if symbols:
+        _require_symbols(list(dict.fromkeys(symbols)), wanted, held)
     per_session, gaps = [], []
     for iv in wanted:
-        names = list(symbols) if symbols else store.symbols(iv)
+        names = [s for s in dict.fromkeys(symbols) if s in held[iv]] if symbols else held[iv]
+        if not names:
+            continue
         bars = store.read(iv, names, start, end).collect()
         if bars.is_empty():
             continue
@@ -70,6 +78,30 @@ def check_store(
     )
 
 
+def _require_symbols(
+    symbols: list[str], wanted: list[Interval], held: dict[Interval, list[str]]
+) -> None:
+    """Raise `DataNotFoundError` for the first of `symbols` that no `wanted` interval holds."""
+    for symbol in symbols:
+        if any(symbol in held[iv] for iv in wanted):
+            continue
+        checked = ", ".join(str(iv) for iv in wanted)
+        elsewhere = [str(iv) for iv, names in held.items() if symbol in names]
+        if elsewhere:
+            raise DataNotFoundError(
+                f"No bars of symbol {symbol!r} are stored at {checked}: it is stored at "
+                f"{', '.join(elsewhere)}. Pass --interval {elsewhere[0]}, or leave --interval out."
+            )
+        known = sorted({s for names in held.values() for s in names})
+        hint = closest(symbol, known)
+        hint = f" ({hint})" if hint.startswith("did you mean") else ""
+        raise DataNotFoundError(
+            f"No bars of symbol {symbol!r} are stored at {checked}{hint}. `pipeline data list` "
+            f"shows what is stored; import its bars with `pipeline data import FILE --symbol "
+            f"{symbol}`."
+        )
+
+
 _SESSION_SCHEMA = pl.Schema({**schema.QUALITY, "early_close": pl.Boolean()})
 
 
@@ -77,8 +109,11 @@ def _check_interval(
     bars: pl.DataFrame, iv: Interval, mic: str, start: dt.date | None, end: dt.date | None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     stamps = bars.group_by("symbol").agg(first=pl.col("ts").min(), last=pl.col("ts").max())
-    lo = _day(stamps["first"].min()) - dt.timedelta(days=1)
-    hi = _day(stamps["last"].max()) + dt.timedelta(days=1)
+    # calendar.py has no public accessor for the bounds yet (a request is in the report).
+    earliest, latest = calendar._limits(mic)
+    _require_inside(stamps, iv, mic, earliest, latest)
+    lo = max(_day(stamps["first"].min()) - dt.timedelta(days=1), earliest)
+    hi = min(_day(stamps["last"].max()) + dt.timedelta(days=1), latest)
     sessions = calendar.sessions(mic, max(lo, start or lo), min(hi, end or hi))
     if sessions.is_empty():
         return schema.empty(_SESSION_SCHEMA), schema.empty(schema.GAPS)
@@ -101,6 +136,24 @@ def _check_interval(
     return (
         q.sort("symbol", "session").collect(engine="in-memory"),
         g.sort("symbol", "start").collect(engine="in-memory"),
+    )
+
+
+def _require_inside(
+    stamps: pl.DataFrame, iv: Interval, mic: str, earliest: dt.date, latest: dt.date
+) -> None:
+    """Raise `CalendarError` naming the symbols with bars outside the calendar's range."""
+    first, last = pl.col("first").dt.date(), pl.col("last").dt.date()
+    outside = stamps.filter((first < earliest) | (last > latest)).sort("symbol")
+    if outside.is_empty():
+        return
+    shown = outside.head(5).select(pl.format("{} ({} to {})", "symbol", first, last))
+    more = f" and {outside.height - 5} more" if outside.height > 5 else ""
+    raise CalendarError(
+        f"{iv} bars of {', '.join(shown.to_series().to_list())}{more} lie outside the {mic} "
+        f"calendar ({earliest} to {latest}), so they cannot be checked. Check those bars' "
+        "stamps (`pipeline data list` shows each symbol's first and last bar), or check only "
+        "the dates inside the calendar with --start and --end."
     )
 
 

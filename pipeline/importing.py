@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import logging
 import zoneinfo
@@ -28,14 +29,14 @@ from types import MappingProxyType
 
 import polars as pl
 
-from pipeline import presets, schema, validate
+from pipeline import calendar, presets, schema, validate
 from pipeline._import_columns import Columns, resolve_columns
 from pipeline._import_read import BAR_SUFFIXES, RawTable, read_raw
 from pipeline._import_stamps import parse_stamps
 from pipeline.errors import ConfigError, InputError
 from pipeline.intervals import Interval
 from pipeline.presets import Layout, Stamp
-from pipeline.store import Store, validate_symbol
+from pipeline.store import ConflictError, Store, validate_symbol
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ class ImportOptions:
     """How to read bar files; None means: from the preset, or detected, or an error.
 
     ``columns`` maps a bar field to a file column (``{"ts": "Time", "close": "Last"}``);
-    it is stored as a sorted tuple of pairs so the options stay hashable.
+    it is stored as a sorted tuple of pairs so the options stay hashable. ``calendar`` is
+    the exchange whose sessions the bars are compared with (a warning when some fall
+    outside them; None: no comparison).
     """
 
     interval: str | None = None
@@ -69,6 +72,7 @@ class ImportOptions:
     skip_invalid: bool = False
     separator: str | None = None
     has_header: bool | None = None
+    calendar: str | None = "XNYS"
 
     def __post_init__(self) -> None:
         pairs = self.columns.items() if isinstance(self.columns, Mapping) else self.columns
@@ -299,19 +303,28 @@ def import_files(
 
     Nothing is written when any file is refused or any write fails. Rows of two files
     that disagree on the same (symbol, ts) refuse the import; rows that disagree with
-    stored bars raise `InputError` unless `replace` (then the files win).
+    stored bars raise `ConflictError` (an `InputError` naming the files) unless `replace`
+    (then the files win). Bars outside the ``options.calendar``'s range, sessions or
+    regular hours are imported with a WARNING log record (see `calendar_fit`).
     """
     files = bar_files(paths, options)
+    if options.calendar is not None:
+        calendar.timezone(options.calendar)  # an unknown MIC fails before any file is read
     parsed: list[ParsedBars] = []
     for done, path in enumerate(files, start=1):
         parsed.append(read_bars(path, options))
         if progress is not None:
             progress(done, len(files))
+    if options.calendar is not None:
+        _warn_off_calendar(parsed, options.calendar)
     by_interval: dict[Interval, list[ParsedBars]] = {}
     for item in parsed:
         by_interval.setdefault(item.interval, []).append(item)
     merged = {iv: _merge_files(items, iv) for iv, items in sorted(by_interval.items())}
-    reports = store.write_many({str(iv): bars for iv, bars in merged.items()}, replace=replace)
+    try:
+        reports = store.write_many({str(iv): bars for iv, bars in merged.items()}, replace=replace)
+    except ConflictError as exc:
+        raise _in_files(exc, parsed) from exc
     written = sum(r.rows_added + r.rows_replaced for r in reports)
     rejected = pl.concat([p.rejected for p in parsed]) if parsed else schema.empty(REJECTED)
     return ImportReport(
@@ -352,3 +365,110 @@ def _merge_files(items: list[ParsedBars], interval: Interval) -> pl.DataFrame:
             f"being imported: {'; '.join(shown)}. Import only one version of each bar."
         )
     return distinct.drop("_file").sort("symbol", "ts")
+
+
+def _in_files(exc: ConflictError, parsed: list[ParsedBars]) -> ConflictError:
+    """Return `exc` naming the files that hold its bars."""
+    stamps = pl.Series(exc.stamps, dtype=schema.TS).implode()
+    sources = [
+        repr(p.source)
+        for p in parsed
+        if str(p.interval) == exc.interval
+        and not p.bars.filter(pl.col("symbol") == exc.symbol, pl.col("ts").is_in(stamps)).is_empty()
+    ]
+    return ConflictError(
+        f"Bar file {', '.join(sources)}: {exc}",
+        interval=exc.interval,
+        symbol=exc.symbol,
+        stamps=exc.stamps,
+    )
+
+
+# ------------------------------------------------------------------ calendar
+@dataclass(frozen=True)
+class CalendarFit:
+    """How many bars fall outside an exchange calendar's range, sessions or regular hours.
+
+    ``closed_days`` counts bars on days without a session (weekends, holidays: the
+    exchange's local date for intraday bars); ``off_hours`` intraday bars on session days
+    but outside [open, close). Weekly bars are not compared.
+    """
+
+    bars: int
+    outside_range: int = 0
+    closed_days: int = 0
+    off_hours: int = 0
+
+
+def calendar_fit(bars: pl.DataFrame, interval: Interval, mic: str) -> CalendarFit:
+    """Compare the ``ts`` of `bars` (`schema.BARS`) with the sessions of exchange `mic`.
+
+    Cheap: one lookup of each bar among the sessions' opens, not a join with every slot.
+
+    Examples
+    --------
+    >>> bars = pl.DataFrame({"ts": [dt.datetime(2024, 7, 6, 14, 30)]}).with_columns(
+    ...     pl.col("ts").dt.replace_time_zone("UTC"))
+    >>> calendar_fit(bars, Interval.parse("1m"), "XNYS").closed_days  # a Saturday
+    1
+    """
+    ts = bars["ts"]
+    if ts.is_empty() or interval.unit == "w":
+        return CalendarFit(ts.len())
+    # calendar.py has no public accessor for the bounds yet (a request is in the report).
+    earliest, latest = calendar._limits(mic)
+    day = ts.dt.date()
+    inside = ts.filter(day.is_between(earliest, latest))
+    if inside.is_empty():
+        return CalendarFit(ts.len(), outside_range=ts.len())
+    lo = max(earliest, inside.min().date() - dt.timedelta(days=1))  # type: ignore[union-attr]
+    hi = min(latest, inside.max().date() + dt.timedelta(days=1))  # type: ignore[union-attr]
+    sessions = calendar.sessions(mic, lo, hi)
+    if interval.is_intraday:
+        local = inside.dt.convert_time_zone(calendar.timezone(mic)).dt.date()
+        at = sessions["open"].search_sorted(inside, side="right").cast(pl.Int64) - 1
+        close = sessions["close"].gather(at.clip(0, max(sessions.height - 1, 0)))
+        in_hours = (at >= 0) & (inside < close)
+    else:
+        local = inside.dt.date()
+        in_hours = local.is_in(sessions["session"].implode())
+    open_day = local.is_in(sessions["session"].implode())
+    return CalendarFit(
+        bars=ts.len(),
+        outside_range=ts.len() - inside.len(),
+        closed_days=int((~open_day).sum()),
+        off_hours=int((open_day & ~in_hours).sum()),
+    )
+
+
+def _warn_off_calendar(parsed: list[ParsedBars], mic: str) -> None:
+    """Log a WARNING per file whose bars fall outside `mic`'s range, sessions or hours."""
+    for item in parsed:
+        fit = calendar_fit(item.bars, item.interval, mic)
+        if fit.outside_range:
+            earliest, latest = calendar._limits(mic)
+            log.warning(
+                "%s: %d of %d %s bar(s) lie outside the %s calendar (%s to %s); "
+                "`pipeline data check` cannot check them. Check the file's stamps.",
+                item.source,
+                fit.outside_range,
+                fit.bars,
+                item.interval,
+                mic,
+                earliest,
+                latest,
+            )
+        off = fit.closed_days + fit.off_hours
+        if off:
+            log.warning(
+                "%s: %d of %d %s bar(s) (%.0f%%) fall outside %s regular hours (%d on days "
+                "without a session). Extended-hours bars are fine; otherwise check --tz and "
+                "--stamp.",
+                item.source,
+                off,
+                fit.bars,
+                item.interval,
+                100 * off / fit.bars,
+                mic,
+                fit.closed_days,
+            )

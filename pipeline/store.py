@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import schema
+from pipeline import schema, validate
 from pipeline.errors import DataNotFoundError, InputError, StoreError
 from pipeline.intervals import Interval
 
@@ -43,25 +44,36 @@ _ROW_GROUP = 4_096
 _TMP_SUFFIX = ".tmp"
 _JOURNAL = ".journal.json"
 _PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+_MAGIC = b"PAR1"
+#: Beside a damaged partition that ``replace`` wrote over: the damaged file, kept.
+_DAMAGED_SUFFIX = ".damaged"
+#: What reading a damaged Parquet file raises once it opened (pyarrow: OSError or ValueError).
+_READ_ERRORS = (OSError, ValueError, pa.ArrowException, pl.exceptions.PolarsError)
+_UNREADABLE = "it cannot be read as a Parquet file of bars"
 
 
 def _footer_stats(path: Path) -> tuple[dt.datetime | None, dt.datetime | None, int]:
     """Return the first and last ``ts`` and the row count of a bar file, from its footer.
 
     A row group without ``ts`` statistics (a file another writer made) is scanned instead.
+    Raise `StoreError` naming the file when it is damaged.
     """
-    meta = pq.read_metadata(path)
-    column = meta.schema.names.index("ts")
-    groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
-    stats = [g.column(column).statistics for g in groups if g.num_rows]
-    if not all(s is not None and s.has_min_max for s in stats):
-        found = (
-            pl.scan_parquet(path, schema=schema.STORED_BARS)
-            .select(first=pl.col("ts").min(), last=pl.col("ts").max())
-            .collect()
-            .row(0)
-        )
-        return found[0], found[1], meta.num_rows
+    _check_footer(path)
+    try:
+        meta = pq.read_metadata(path)
+        column = meta.schema.names.index("ts")
+        groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+        stats = [g.column(column).statistics for g in groups if g.num_rows]
+        if not all(s is not None and s.has_min_max for s in stats):
+            found = (
+                pl.scan_parquet(path, schema=schema.STORED_BARS)
+                .select(first=pl.col("ts").min(), last=pl.col("ts").max())
+                .collect()
+                .row(0)
+            )
+            return found[0], found[1], meta.num_rows
+    except _READ_ERRORS as exc:
+        raise StoreError(_damaged_message(path, _UNREADABLE)) from exc
     if not stats:
         return None, None, meta.num_rows
     first = min(s.min for s in stats)
@@ -86,6 +98,22 @@ def validate_symbol(symbol: str) -> str:
             "starting with a letter, digit or ^ (no path separators, no '..')."
         )
     return symbol
+
+
+class ConflictError(InputError):
+    """Bars to write disagree with stored bars, or with each other, at the same time.
+
+    Carries the interval, the symbol and the stamps, so that a caller that knows where
+    the bars came from (the importer: which file) can say so.
+    """
+
+    def __init__(
+        self, message: str, *, interval: str, symbol: str, stamps: Sequence[dt.datetime]
+    ) -> None:
+        super().__init__(message)
+        self.interval = interval
+        self.symbol = symbol
+        self.stamps = tuple(stamps)
 
 
 @dataclass(frozen=True)
@@ -115,6 +143,26 @@ class Store:
         self.bars_dir = self.root / "bars"
 
     # ----------------------------------------------------------------- paths
+    def check_root(self) -> None:
+        """Raise unless the data root is a folder that exists.
+
+        `StoreError` when the root or its ``bars`` is a file, `DataNotFoundError` when the
+        root does not exist (a reader that wants "no bars" for a fresh root skips this).
+        """
+        for path in (self.root, self.bars_dir):
+            if path.exists() and not path.is_dir():
+                raise StoreError(
+                    f"The data root '{self.root}' is not a bar store: '{path}' is a file, not a "
+                    "folder. Pass --root DIR to point at a store folder, or move the file away."
+                )
+        if not self.root.exists():
+            raise DataNotFoundError(
+                f"The data root '{self.root}' does not exist. Create the store by importing "
+                f"into it (`pipeline data import FILE --interval 1m --root {self.root}`, or "
+                f"`pipeline data sample --root {self.root}`), or pass --root DIR to point at "
+                "an existing store."
+            )
+
     def partition_path(self, interval: Interval | str, symbol: str, year: int) -> Path:
         """Return the file that holds `symbol`'s bars of `interval` for a UTC `year`."""
         iv = Interval.parse(interval)
@@ -170,7 +218,8 @@ class Store:
         Only the files that can hold the range are scanned, and the ``ts`` filter is
         pushed down to Parquet row groups. Symbols come in the order asked for (sorted
         when `symbols` is None); ``symbol`` is String, or `symbol_type` (an Enum holding
-        every symbol read). Unknown symbols raise `DataNotFoundError`.
+        every symbol read). Unknown symbols raise `DataNotFoundError`, a file that does not
+        end as a Parquet file does (a truncated one) `StoreError`.
 
         Collect a long read with the streaming engine: each row's file name, which gives
         its symbol, is then held a batch at a time, not for every row at once (a year of
@@ -186,6 +235,8 @@ class Store:
             if symbol_type is not None:
                 empty = empty.with_columns(pl.col("symbol").cast(symbol_type))
             return empty.lazy()
+        for _, path in files:
+            _check_footer(path)
         # One scan over every file decodes them in parallel (a scan per file and a
         # concat costs ~1.7x as much); each row's file names its symbol.
         paths = [str(p) for _, p in files]
@@ -243,9 +294,14 @@ class Store:
     ) -> WriteReport:
         """Merge `bars` (`schema.BARS`, any order) into the store, all or nothing.
 
-        Identical duplicates of stored rows are dropped. A row whose (symbol, ts) is
-        stored with other values is a conflict: `InputError` unless `replace`, in which
-        case the incoming row wins. Nothing is changed when anything fails.
+        The bars must follow the importer's row rules (`pipeline.validate`): `InputError`
+        names the rows that do not. Identical repeats and identical duplicates of stored
+        rows are dropped. A row whose (symbol, ts) is stored with other values is a
+        conflict: `ConflictError` unless `replace`, in which case the incoming row wins;
+        two rows of `bars` with the same (symbol, ts) and other values are always one.
+        A damaged partition is a `StoreError`; `replace` writes over it and keeps the
+        damaged file beside it as ``part-0.parquet.damaged``. Nothing is changed, and no
+        folder is left, when anything fails.
         """
         return self.write_many({str(Interval.parse(interval)): bars}, replace=replace)[0]
 
@@ -254,70 +310,81 @@ class Store:
     ) -> list[WriteReport]:
         """Merge bars of several intervals (interval -> bars) in one all-or-nothing write."""
         parsed = {Interval.parse(iv): bars for iv, bars in batches.items()}
-        for bars in parsed.values():
-            schema.check(bars, schema.BARS, "bars to write")
-            for symbol in bars["symbol"].unique().to_list():
-                validate_symbol(symbol)
+        for iv, bars in parsed.items():
+            _check_bars(bars, iv)
+        created = _missing_folders(self.root)
         with self._lock():
             self.recover()
             staged: list[tuple[Path, Path]] = []
-            reports = []
             try:
-                for iv, bars in parsed.items():
-                    files, report = self._stage_all(iv, bars, replace=replace)
-                    staged += files
-                    reports.append(report)
+                reports = [
+                    self._stage_all(iv, bars, staged, replace=replace)
+                    for iv, bars in parsed.items()
+                ]
+                self._write_journal(staged)
             except BaseException:
-                _remove(tmp for tmp, _ in staged)
+                self._discard(staged, created)
                 raise
-            self._commit(staged)
+            self.recover()
         return reports
 
     def _stage_all(
-        self, iv: Interval, bars: pl.DataFrame, *, replace: bool
-    ) -> tuple[list[tuple[Path, Path]], WriteReport]:
+        self, iv: Interval, bars: pl.DataFrame, staged: list[tuple[Path, Path]], *, replace: bool
+    ) -> WriteReport:
+        """Write each changed partition of `bars` to a temporary file, listed in `staged`."""
         bars = bars.with_columns(pl.col("symbol").cast(pl.String), _year=pl.col("ts").dt.year())
-        staged: list[tuple[Path, Path]] = []
-        counts = {"added": 0, "replaced": 0, "unchanged": 0}
-        try:
-            for (symbol, year), part in bars.partition_by(
-                ["symbol", "_year"], as_dict=True, maintain_order=True
-            ).items():
-                target = self.partition_path(iv, str(symbol), int(str(year)))
-                merged, added, replaced = _merge(target, part.drop("symbol", "_year"), replace)
-                counts["added"] += added
-                counts["replaced"] += replaced
-                counts["unchanged"] += part.height - added - replaced
-                if added or replaced:
-                    staged.append((_stage(target, merged), target))
-        except BaseException:
-            _remove(tmp for tmp, _ in staged)
-            raise
-        report = WriteReport(
+        counts = {"added": 0, "replaced": 0, "partitions": 0}
+        for (symbol, year), part in bars.partition_by(
+            ["symbol", "_year"], as_dict=True, maintain_order=True
+        ).items():
+            target = self.partition_path(iv, str(symbol), int(str(year)))
+            merged = _merge(target, part.drop("symbol", "_year"), replace, iv)
+            counts["added"] += merged.added
+            counts["replaced"] += merged.replaced
+            if not (merged.added or merged.replaced or merged.damaged):
+                continue
+            counts["partitions"] += 1
+            if merged.damaged:
+                staged.append(_keep_damaged(target))
+            staged.append((_temporary(target), target))
+            _stage(staged[-1][0], target, merged.frame)
+        return WriteReport(
             interval=str(iv),
             symbols=tuple(sorted(bars["symbol"].unique().to_list())),
             rows_in=bars.height,
             rows_added=counts["added"],
             rows_replaced=counts["replaced"],
-            rows_unchanged=counts["unchanged"],
-            partitions=len(staged),
+            rows_unchanged=bars.height - counts["added"] - counts["replaced"],
+            partitions=counts["partitions"],
         )
-        return staged, report
 
-    def _commit(self, staged: list[tuple[Path, Path]]) -> None:
+    def _write_journal(self, staged: list[tuple[Path, Path]]) -> None:
+        """Write the journal naming the renames; from then on the write is committed."""
         if not staged:
             return
-        journal = self.root / _JOURNAL
         entries = [
             [str(tmp.relative_to(self.root)), str(dst.relative_to(self.root))]
             for tmp, dst in staged
         ]
         try:
-            _write_atomic(journal, json.dumps(entries).encode())
+            _write_atomic(self.root / _JOURNAL, json.dumps(entries).encode())
         except OSError as exc:
-            _remove(tmp for tmp, _ in staged)
             raise StoreError(_os_message(exc, self.root)) from exc
-        self.recover()
+
+    def _discard(self, staged: list[tuple[Path, Path]], created: list[Path]) -> None:
+        """Undo a write that failed before its journal: temporary files, then new folders.
+
+        Folders emptied on the way up from each partition are removed, and so are the
+        root and its parents when this write created them (its lock file with them).
+        """
+        _remove(tmp for tmp, _ in staged)
+        for _, target in staged:
+            _prune(target.parent, stop=self.root)
+        if created:
+            _remove([self.root / ".lock"])
+            for folder in created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     def recover(self) -> None:
         """Finish an interrupted write (roll its journal forward) and remove stray temp files."""
@@ -393,38 +460,179 @@ def _unknown_symbol(symbol: str, iv: Interval, stored: list[str]) -> str:
     )
 
 
-def _merge(target: Path, new: pl.DataFrame, replace: bool) -> tuple[pl.DataFrame, int, int]:
-    """Merge new rows of one partition with the stored file; return (merged, added, replaced)."""
-    new = new.unique(subset="ts", keep="first").select(schema.STORED_BARS.names())
+@dataclass(frozen=True)
+class _Merged:
+    """One partition after a merge: its rows, and what the new rows did to it."""
+
+    frame: pl.DataFrame
+    added: int
+    replaced: int
+    damaged: bool = False
+
+
+def _merge(target: Path, new: pl.DataFrame, replace: bool, iv: Interval) -> _Merged:
+    """Merge new rows of one partition with the stored file."""
+    new = _distinct(new.select(schema.STORED_BARS.names()), target, iv)
     if not target.exists():
-        return new.sort("ts"), new.height, 0
-    old = pl.read_parquet(target, schema=schema.STORED_BARS)
+        return _Merged(new, new.height, 0)
+    try:
+        _check_footer(target)
+        old = pl.read_parquet(target, schema=schema.STORED_BARS)
+    except (_Damaged, *_READ_ERRORS) as exc:
+        if isinstance(exc, _Damaged) and not replace:
+            raise
+        if not replace:
+            raise StoreError(_damaged_message(target, _UNREADABLE)) from exc
+        log.warning(_replaced_damaged_message(target))
+        return _Merged(new, new.height, 0, damaged=True)
     both = new.join(old, on="ts", how="inner", suffix="_old")
-    differs = pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_old")) for c in _PRICE_COLUMNS)
-    conflicts = both.filter(differs)
+    conflicts = both.filter(pl.any_horizontal(_differs(c) for c in _PRICE_COLUMNS))
     if conflicts.height and not replace:
-        raise InputError(_conflict_message(target, conflicts))
+        symbol = _symbol_of(target)
+        raise ConflictError(
+            _conflict_message(symbol, iv, conflicts),
+            interval=str(iv),
+            symbol=symbol,
+            stamps=conflicts["ts"].to_list(),
+        )
     kept = old.join(new.select("ts"), on="ts", how="anti")
     merged = pl.concat([kept, new]).sort("ts")
-    added = new.height - both.height
-    return merged, added, conflicts.height
+    return _Merged(merged, new.height - both.height, conflicts.height)
 
 
-def _conflict_message(target: Path, conflicts: pl.DataFrame) -> str:
-    symbol = target.parent.parent.name.removeprefix("symbol=")
-    first = conflicts.sort("ts").head(3)
-    shown = "; ".join(
-        f"{r['ts']:%Y-%m-%d %H:%M:%S} UTC stored close {r['close_old']} vs new {r['close']}"
-        for r in first.iter_rows(named=True)
+def _distinct(new: pl.DataFrame, target: Path, iv: Interval) -> pl.DataFrame:
+    """Return `new` sorted by ts without identical repeats; refuse repeats that differ.
+
+    Sorting keeps the rows of one ts together, so comparing each row with the one before
+    finds them in one pass (a window over ts costs ~10x as much on 2M rows).
+    """
+    new = new.sort("ts", maintain_order=True)
+    previous = new.shift(1).rename(lambda c: f"{c}_old")
+    repeat = (pl.col("ts") == pl.col("ts_old")).fill_null(False)
+    paired = pl.concat([new, previous], how="horizontal")
+    differs = repeat & pl.any_horizontal(_differs(c) for c in _PRICE_COLUMNS)
+    clashes = paired.filter(differs)
+    if clashes.height:
+        symbol = _symbol_of(target)
+        raise ConflictError(
+            _repeat_message(symbol, iv, clashes),
+            interval=str(iv),
+            symbol=symbol,
+            stamps=clashes["ts"].unique().to_list(),
+        )
+    return new.filter(~paired.select(repeat).to_series())
+
+
+def _differs(column: str) -> pl.Expr:
+    return pl.col(column).ne_missing(pl.col(f"{column}_old"))
+
+
+def _symbol_of(target: Path) -> str:
+    return target.parent.parent.name.removeprefix("symbol=")
+
+
+def _differences(rows: pl.DataFrame, old: str, new: str) -> str:
+    """Return the first rows' differing columns: ``<ts> UTC: volume <old> 1.0 vs <new> 2.0``."""
+    flags = (
+        rows.sort("ts").head(3).with_columns(**{f"_diff_{c}": _differs(c) for c in _PRICE_COLUMNS})
     )
+    shown = []
+    for r in flags.iter_rows(named=True):
+        columns = ", ".join(
+            f"{c} {old} {r[f'{c}_old']} vs {new} {r[c]}" for c in _PRICE_COLUMNS if r[f"_diff_{c}"]
+        )
+        shown.append(f"{r['ts']:%Y-%m-%d %H:%M:%S} UTC: {columns}")
+    return "; ".join(shown)
+
+
+def _conflict_message(symbol: str, iv: Interval, conflicts: pl.DataFrame) -> str:
     return (
-        f"{conflicts.height} bar(s) of {symbol} conflict with stored bars at the same time "
-        f"({shown}). Pass --replace to overwrite the stored bars, or fix the file."
+        f"{conflicts.height} bar(s) of {symbol} conflict with stored {iv} bars at the same "
+        f"time ({_differences(conflicts, 'stored', 'new')}). Pass --replace to overwrite the "
+        "stored bars, or fix the file."
     )
 
 
-def _stage(target: Path, frame: pl.DataFrame) -> Path:
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
+def _repeat_message(symbol: str, iv: Interval, clashes: pl.DataFrame) -> str:
+    return (
+        f"{clashes['ts'].n_unique()} bar(s) of {symbol} ({iv}) appear more than once with "
+        f"different values in the bars to write ({_differences(clashes, 'first', 'then')}). "
+        "Keep one version of each bar."
+    )
+
+
+def _check_bars(bars: pl.DataFrame, iv: Interval) -> None:
+    """Refuse bars of the wrong shape, with a bad symbol, or breaking a row rule."""
+    schema.check(bars, schema.BARS, "bars to write")
+    for symbol in bars["symbol"].unique().to_list():
+        validate_symbol(symbol)
+    # One chunk: Polars 2.1 can panic formatting the details of a filtered frame of many
+    # chunks (as `pl.concat` makes) that has a row index.
+    rows = bars.rechunk().lazy().with_row_index("_row")
+    found = validate.invalid_rows(rows, iv, duplicates=False).collect(engine="in-memory")
+    if found.height:
+        raise InputError(validate.describe_frame(found, bars, f"The {iv} bars to write"))
+
+
+class _Damaged(StoreError):
+    """A partition file that does not end as a Parquet file does."""
+
+
+def _check_footer(path: Path) -> None:
+    """Raise `_Damaged` when `path` does not end as a Parquet file does (a cut-off write).
+
+    Reads 4 bytes, so a read of many files pays ~10 us each for a clear error instead of
+    Polars' raw one at collect time. An unreadable file raises `StoreError`.
+    """
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(size - len(_MAGIC), 0))
+            ending = handle.read()
+    except OSError as exc:
+        raise StoreError(
+            f"Cannot read the partition file '{path}': {exc.strerror or exc}. Check that you "
+            "can read the data root, or pass --root DIR."
+        ) from exc
+    if size < 3 * len(_MAGIC) or ending != _MAGIC:
+        reason = f"it is cut off ({size} bytes, no Parquet footer)"
+        raise _Damaged(_damaged_message(path, reason))
+
+
+def _damaged_message(path: Path, reason: str) -> str:
+    iv, symbol, year = (p.name.partition("=")[2] for p in path.parents[2::-1])
+    return (
+        f"Partition file '{path}' ({iv} bars of {symbol} in {year}) is damaged: {reason}. "
+        f"Delete it and import those bars again, or import them over it with `pipeline data "
+        f"import FILE --interval {iv} --replace` (the damaged file is then kept as "
+        f"'{path.name}{_DAMAGED_SUFFIX}')."
+    )
+
+
+def _replaced_damaged_message(path: Path) -> str:
+    return (
+        f"Partition file '{path}' is damaged: writing the new bars over it (--replace). It is "
+        f"kept as '{path.name}{_DAMAGED_SUFFIX}'; its bars that the new ones do not cover are "
+        "no longer stored, so import them again."
+    )
+
+
+def _keep_damaged(target: Path) -> tuple[Path, Path]:
+    """Stage a hard link to the damaged `target` as its ``.damaged`` copy (no bytes copied)."""
+    backup = target.with_name(target.name + _DAMAGED_SUFFIX)
+    tmp = _temporary(backup)
+    try:
+        os.link(target, tmp)
+    except OSError as exc:
+        raise StoreError(_os_message(exc, target)) from exc
+    return tmp, backup
+
+
+def _temporary(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
+
+
+def _stage(tmp: Path, target: Path, frame: pl.DataFrame) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         frame.write_parquet(tmp, row_group_size=_ROW_GROUP, statistics=True)
@@ -433,7 +641,6 @@ def _stage(target: Path, frame: pl.DataFrame) -> Path:
     except OSError as exc:
         _remove([tmp])
         raise StoreError(_os_message(exc, target)) from exc
-    return tmp
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -456,8 +663,36 @@ def _fsync_dir(folder: Path) -> None:
 
 def _remove(paths: Iterator[Path] | Sequence[Path]) -> None:
     for path in list(paths):
-        with contextlib.suppress(FileNotFoundError):
+        # NotADirectoryError: a file stands where a folder of the path should be.
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             path.unlink()
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """Return `folder` and its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _prune(folder: Path, stop: Path) -> None:
+    """Remove `folder` and its parents below `stop` while they are empty."""
+    while folder != stop and stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, gone, or not a folder: stop here
+            return
+        folder = folder.parent
+
+
+def _blocking_file(path: Path) -> Path | None:
+    """Return the file that stands where a folder of `path` should be, if any."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return None if folder.is_dir() else folder
+    return None
 
 
 def _os_message(exc: OSError, where: Path) -> str:
@@ -467,6 +702,9 @@ def _os_message(exc: OSError, where: Path) -> str:
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         what = "permission denied"
         fix = "check that you can write to the data root, or pass --root DIR"
+    elif exc.errno in (errno.EEXIST, errno.ENOTDIR) and _blocking_file(where) is not None:
+        what = f"'{_blocking_file(where)}' is a file where a folder is needed"
+        fix = "move that file away, or pass --root DIR to use another store"
     else:
         what = exc.strerror or str(exc)
         fix = "check the data root and import again"

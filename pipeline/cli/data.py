@@ -55,6 +55,14 @@ def import_command(
         list[str] | None,
         typer.Option("--column", "-c", help="Map a column as TARGET=SOURCE, e.g. ts=Time."),
     ] = None,
+    separator: Annotated[
+        str | None,
+        typer.Option("--separator", help="CSV field separator: , ; | or tab (default: detected)."),
+    ] = None,
+    calendar: Annotated[
+        str,
+        typer.Option("--calendar", help="Exchange MIC: warn about bars outside its hours."),
+    ] = "XNYS",
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Import the valid rows, report the rest.")
     ] = False,
@@ -68,7 +76,8 @@ def import_command(
 
     Every row is validated; --skip-invalid imports the valid rows and lists the
     others. --tz names the time zone of naive stamps and --stamp says whether
-    they mark the bar's open or its close (a --preset sets both).
+    they mark the bar's open or its close (a --preset sets both). Bars outside the
+    --calendar's regular hours are imported, with a warning.
 
     Example: pipeline data import AAPL.csv -i 1m --tz UTC --stamp open
     """
@@ -86,6 +95,8 @@ def import_command(
         preset=preset,
         columns=_mapping(column or []),
         skip_invalid=skip_invalid,
+        separator=separator,
+        calendar=calendar,
     )
     with progress("Importing") as advance:
         report = import_files(
@@ -152,7 +163,9 @@ def list_command(root: RootOption = None, fmt: FormatOption = Format.table) -> N
     """
     from pipeline.store import Store
 
-    render(Store(resolve_root(root)).inventory(), fmt)
+    store = Store(resolve_root(root))
+    store.check_root()
+    render(store.inventory(), fmt)
 
 
 @app.command("check")

@@ -359,7 +359,7 @@ def import_args(tmp_path: Path, text: str = GOOD_CSV) -> list[str]:
         "-i",
         "1m",
         "--tz",
-        "UTC",
+        "America/New_York",  # inside XNYS regular hours: the import logs no warning
         "--stamp",
         "open",
         "--root",

@@ -80,8 +80,8 @@ def test_one_scan_gives_each_row_the_symbol_of_its_file(tmp_path: Path) -> None:
     names = ["A=B", "C+D", "^GSPC", "BRK.B"]
     year2 = dt.datetime(2025, 1, 2, 14, 30, tzinfo=dt.UTC)
     written = pl.concat(
-        [bars(s, close=float(i)) for i, s in enumerate(names)]
-        + [bars(s, start=year2, n=2, close=float(i)) for i, s in enumerate(names)]
+        [bars(s, close=1.0 + i / 10) for i, s in enumerate(names)]
+        + [bars(s, start=year2, n=2, close=1.0 + i / 10) for i, s in enumerate(names)]
     )
     store.write("1m", written)
     asked = ["C+D", "^GSPC", "A=B", "BRK.B", "C+D"]  # in this order, one twice
