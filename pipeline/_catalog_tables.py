@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -364,16 +365,23 @@ def refuse_unless_select(con: duckdb.DuckDBPyConnection, query: str) -> None:
         raise QueryError(f"SQL does not parse: {exc}") from exc
     if len(statements) != 1:
         raise QueryError(
-            f"catalog.sql() runs exactly one statement; found {len(statements)}. "
+            f"SQL here runs exactly one statement; found {len(statements)}. "
             "Send one SELECT at a time."
         )
     kind = statements[0].type
     if kind != duckdb.StatementType.SELECT:
         raise QueryError(
-            f"The catalog is read-only through SQL: a {kind.name} statement was refused. "
-            "Use SELECT (or SHOW, DESCRIBE, SUMMARIZE); the pipeline writes through "
-            "Catalog methods."
+            f"SQL here is read-only: {_keyword(statements[0].query, kind.name)} statements are "
+            "refused. Use SELECT (or SHOW, DESCRIBE, SUMMARIZE); the pipeline writes its "
+            "tables itself."
         )
+
+
+def _keyword(query: str, kind: str) -> str:
+    """Return the statement's first keyword (INSTALL, not DuckDB's kind LOAD), else `kind`."""
+    words = query.split(maxsplit=1)
+    first = words[0].upper() if words else ""
+    return first if first.isalpha() and first != "WITH" else kind
 
 
 def quality_row(
@@ -402,19 +410,135 @@ def upsert(frame: pl.DataFrame, row: pl.DataFrame, keys: Sequence[str]) -> pl.Da
 
 
 def select(
-    con: duckdb.DuckDBPyConnection, query: str, params: Mapping[str, object], tables: Sequence[str]
+    con: duckdb.DuckDBPyConnection, query: str, params: Mapping[str, object]
 ) -> pl.DataFrame:
-    """Run `query` with named `params`; DuckDB errors become a `QueryError` listing `tables`."""
+    """Run `query` with named `params` and return its result as a frame.
+
+    DuckDB errors, and results a frame cannot hold (repeated column names, INTERVAL or
+    UNION columns, dates beyond the years -262143..262142 such as 'infinity'), become a
+    `QueryError` that says how to rewrite the query.
+    """
     try:
-        result = con.sql(query, params=dict(params)).to_arrow_table()
+        relation = con.sql(query, params=dict(params))
+        if relation is None:  # pragma: no cover - a SELECT-type statement gives a relation
+            raise QueryError("SQL returned no result: send a SELECT.")
+        _check_columns(relation.columns, relation.types)
+        result = relation.to_arrow_table()
     except duckdb.Error as exc:
         hint = (
             "Parameters bind by name only: write $name in the query, pass name=value."
             if "parameter" in str(exc)
-            else f"Tables: {', '.join(tables)} ('DESCRIBE <table>' shows its columns)."
+            else f"Tables: {', '.join(table_names(con))} ('DESCRIBE <table>' shows its columns)."
         )
         raise QueryError(f"SQL failed: {exc}\n{hint}") from exc
-    frame = pl.from_arrow(result)
+    _check_moments(result)
+    try:
+        frame = pl.from_arrow(result)
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
+        raise QueryError(
+            f"The SQL result cannot be returned ({exc}): cast its unusual columns, e.g. to VARCHAR."
+        ) from exc
     if not isinstance(frame, pl.DataFrame):  # pragma: no cover - an Arrow table gives a frame
         raise TypeError(f"DuckDB returned {type(result)}, expected an Arrow table.")
     return frame
+
+
+def table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Return the tables and views SQL on `con` can read, sorted."""
+    return sorted(name for (name,) in con.sql("SHOW TABLES").fetchall())
+
+
+#: DuckDB types a frame cannot hold, and how to rewrite a column of that type.
+_UNRETURNABLE = {
+    "interval": (
+        "cast it, e.g. epoch(<expression>) AS <column> for seconds, or <expression>::VARCHAR"
+    ),
+    "union": "take one member with union_extract(<column>, '<member>') or cast it to VARCHAR",
+}
+
+
+def _check_columns(names: Sequence[str], types: Sequence[Any]) -> None:
+    """Raise `QueryError` for repeated column names or a type a frame cannot hold."""
+    twice = sorted(name for name, count in Counter(names).items() if count > 1)
+    if twice:
+        raise QueryError(
+            f"The SQL result has duplicate column names {', '.join(twice)}: give each column "
+            "its own alias (SELECT t.x AS t_x, f.x AS f_x, ...), or join with USING (...)."
+        )
+    for name, kind in zip(names, types, strict=True):
+        bad = _unreturnable(kind)
+        if bad is not None:
+            fix = _UNRETURNABLE[bad].replace("<column>", name)
+            raise QueryError(
+                f"Column {name} has DuckDB type {kind}, which cannot be returned: {fix}."
+            )
+
+
+def _unreturnable(kind: Any) -> str | None:
+    """Return the id of the first type in `kind` (nested ones too) a frame cannot hold."""
+    if kind.id in _UNRETURNABLE:
+        return str(kind.id)
+    if kind.id in ("struct", "list", "map", "array"):
+        for _, child in kind.children:
+            if not isinstance(child, int):  # an array's size
+                found = _unreturnable(child)
+                if found is not None:
+                    return found
+    return None
+
+
+#: Days from 1970-01-01 to the first and last dates a frame can print (chrono's range).
+_FIRST_DAY, _LAST_DAY = -96_465_292, 95_026_236
+_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000}
+
+
+def _check_moments(result: Any) -> None:
+    """Raise `QueryError` for a date or timestamp outside the range a frame can print."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for name, column in zip(result.column_names, result.columns, strict=True):
+        for array in (a for chunk in column.chunks for a in _moment_arrays(chunk)):
+            per_day = _per_day(array.type)
+            if per_day is None:
+                continue
+            steps = array.view(pa.int32() if pa.types.is_date32(array.type) else pa.int64())
+            low, high = pc.min_max(steps).values()
+            if low.is_valid and (
+                low.as_py() < _FIRST_DAY * per_day or high.as_py() >= (_LAST_DAY + 1) * per_day
+            ):
+                raise QueryError(
+                    f"Column {name} holds a date or time outside the years -262143..262142 "
+                    f"(DuckDB's 'infinity' is one), which cannot be returned: filter it out "
+                    f"(WHERE isfinite({name})) or cast it to VARCHAR."
+                )
+
+
+def _per_day(kind: Any) -> int | None:
+    """Return the steps per day of a date or timestamp type (None: always in range)."""
+    import pyarrow as pa
+
+    if pa.types.is_date32(kind):
+        return 1
+    if pa.types.is_date64(kind):
+        return _PER_DAY["ms"]
+    return _PER_DAY.get(kind.unit)  # nanoseconds are within the years 1677..2262
+
+
+def _moment_arrays(array: Any) -> Iterator[Any]:
+    """Yield the date and timestamp arrays in `array`, nested ones flattened."""
+    import pyarrow as pa
+
+    kind = array.type
+    if pa.types.is_date(kind) or pa.types.is_timestamp(kind):
+        yield array
+    elif pa.types.is_map(kind):
+        yield from _moment_arrays(array.keys)
+        yield from _moment_arrays(array.items)
+    elif (
+        pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+    ):
+        yield from _moment_arrays(array.flatten())
+    elif pa.types.is_struct(kind):
+        for i in range(kind.num_fields):
+            yield from _moment_arrays(array.field(i))

@@ -472,7 +472,7 @@ class Catalog:
         with self._lock:
             self._sync()
             _t.refuse_unless_select(self._con, query)
-            return _t.select(self._con, query, params, self.tables())
+            return _t.select(self._con, query, params)
 
     def register_extra(self, name: str, frame: pl.DataFrame) -> None:
         """Register `frame` zero-copy as `name` beside the tables (a store view, a calendar)."""

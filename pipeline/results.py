@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -42,7 +43,7 @@ import polars as pl
 from pipeline import calendar, schema
 from pipeline._broker_models import BrokerConfig
 from pipeline.config import RunConfig, canonical, config_hash
-from pipeline.errors import DataNotFoundError, StoreError, closest
+from pipeline.errors import DataNotFoundError, InputError, StoreError, closest
 from pipeline.intervals import base_interval
 from pipeline.loader import plan
 from pipeline.runner import RunReport
@@ -61,6 +62,8 @@ __all__ = [
     "summary",
     "write_run",
 ]
+
+log = logging.getLogger(__name__)
 
 #: The tables a rerun writes byte for byte the same.
 IDENTICAL_TABLES = ("orders", "fills", "trades", "positions", "equity")
@@ -305,7 +308,12 @@ class RunFolder:
         path = self.path / f"{name}.parquet"
         if name == "scans" and not path.is_file():  # a run without a scanner
             return pl.DataFrame(schema=SCANS)
-        return pl.read_parquet(path)
+        try:
+            return pl.read_parquet(path)
+        except FileNotFoundError as exc:
+            raise _damaged(path, "is missing") from exc
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise _damaged(path, f"cannot be read ({exc})") from exc
 
     def catalog_table(self, name: str) -> pl.DataFrame:
         """Read table `name` as the catalog table of that name holds it (its columns, in order).
@@ -397,10 +405,19 @@ def _replace(tmp: Path, final: Path) -> None:
 
 
 def list_runs(root: Path) -> pl.DataFrame:
-    """Return one row per run folder under `root`, newest first, with headline figures."""
+    """Return one row per run folder under `root`, newest first, with headline figures.
+
+    A damaged folder (a summary.json that does not read, no config.json) is left out
+    with a warning naming it.
+    """
     rows = []
     for path in _folders(root):
-        figures = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+        try:
+            figures = _summary(path)
+            _config(path)
+        except InputError as exc:
+            log.warning("Left out of the list: %s", exc)
+            continue
         rows.append(
             {
                 "run_id": path.name,
@@ -458,8 +475,54 @@ def read_run(root: Path, run_id: str) -> RunFolder:
             hint = f"{near} ({shows})" if near.startswith("did") else f"{len(ids)} runs; {shows}"
         raise DataNotFoundError(f"No run {run_id!r} in {root}: {hint}.")
     path = root / matches[0]
-    return RunFolder(
-        path,
-        json.loads((path / "summary.json").read_text(encoding="utf-8")),
-        json.loads((path / "config.json").read_text(encoding="utf-8")),
+    return RunFolder(path, _summary(path), _config(path))
+
+
+#: The summary figures `list_runs` shows, and the JSON types they must have.
+_HEADLINE: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "start": (str,),
+    "end": (str,),
+    "total_return": (int, float),
+    "max_drawdown": (int, float),
+    "trades": (int,),
+}
+
+
+def _summary(folder: Path) -> dict[str, Any]:
+    """Read a run folder's summary.json; raise `InputError` when it is not a run summary."""
+    figures = _json_object(folder / "summary.json")
+    for key, kinds in _HEADLINE.items():
+        value = figures.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            names: dict[tuple[type, ...], str] = {(str,): "text", (int,): "a whole number"}
+            expected = names.get(kinds, "a number")
+            raise _damaged(folder / "summary.json", f"has {key} = {value!r}, not {expected}")
+    return figures
+
+
+def _config(folder: Path) -> dict[str, Any]:
+    """Read a run folder's config.json; raise `InputError` when it is missing or damaged."""
+    return _json_object(folder / "config.json")
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """Read a JSON object from `path`; raise `InputError` naming the file otherwise."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise _damaged(path, "is missing") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _damaged(path, f"is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise _damaged(path, f"holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _damaged(path: Path, problem: str) -> InputError:
+    """Build the error for a damaged file of a run folder: name it, say how to rewrite it."""
+    folder = path.parent
+    return InputError(
+        f"Run folder {folder} is damaged: {path.name} {problem}. Run its config again with "
+        f"--runs {folder.parent} to rewrite the folder, or delete the folder."
     )

@@ -24,6 +24,7 @@ from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
     import polars as pl
+    from polars._typing import PolarsDataType
     from rich.console import Console
 
 P = ParamSpec("P")
@@ -67,6 +68,31 @@ def resolve_root(root: Path | None) -> Path:
     if root is not None:
         return root
     return Path(os.environ.get("PIPELINE_DATA_ROOT") or "data")
+
+
+def run_root(root: Path | None, data_root: str | None, config: Path) -> Path:
+    """Return the data root of a run: --root, else the config's data_root, else `resolve_root`.
+
+    Raise `ConfigError` naming the folder and where it came from when it does not exist.
+    """
+    from pipeline.errors import ConfigError
+
+    found = resolve_root(root if root is not None else Path(data_root) if data_root else None)
+    if found.is_dir():
+        return found
+    if root is not None:
+        origin = "--root"
+    elif data_root:
+        origin = f"data_root in {config}"
+    elif os.environ.get("PIPELINE_DATA_ROOT"):
+        origin = "$PIPELINE_DATA_ROOT"
+    else:
+        origin = "the default data root"
+    raise ConfigError(
+        f"Data root '{found}' ({origin}) is not a folder: point it at the bar store "
+        "(relative paths start from the current folder), or import bars there first with "
+        f"pipeline data import FILES --root {found}."
+    )
 
 
 def set_debug(debug: bool) -> None:
@@ -150,13 +176,50 @@ def render(frame: pl.DataFrame, fmt: Format, *, title: str | None = None) -> Non
     columns that still do not fit are left out and named below the table, as are the
     rows after the first `MAX_ROWS`.
     """
-    if fmt is Format.json:
-        sys.stdout.write(frame.write_json() + "\n")
-        return
-    if fmt is Format.csv:
-        sys.stdout.write(_flat(frame).write_csv())
-        return
-    print_table(frame, title=title)
+    import polars as pl
+
+    from pipeline.errors import QueryError
+
+    if fmt is not Format.table:
+        _check_writable(frame, fmt)
+    try:
+        if fmt is Format.json:
+            text = frame.write_json() + "\n"
+        elif fmt is Format.csv:
+            text = _flat(frame).write_csv()
+        else:
+            print_table(frame, title=title)
+            return
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
+        raise QueryError(
+            f"The result cannot be printed as {fmt.value} ({exc}): cast its unusual columns "
+            "in the SQL, e.g. to VARCHAR, or try another --format."
+        ) from exc
+    sys.stdout.write(text)
+
+
+def _check_writable(frame: pl.DataFrame, fmt: Format) -> None:
+    """Raise `QueryError` for a binary column, which JSON and CSV cannot hold."""
+    from pipeline.errors import QueryError
+
+    for name, dtype in frame.schema.items():
+        if _binary(dtype):
+            raise QueryError(
+                f"Column {name} holds binary data (DuckDB BLOB, BIT or BIGNUM), which "
+                f"--format {fmt.value} cannot print: cast it in the SQL, e.g. hex({name}) "
+                f"or {name}::VARCHAR, or use --format table."
+            )
+
+
+def _binary(dtype: PolarsDataType) -> bool:
+    """True when `dtype` is, or holds, binary data (Binary, an extension type, an Object)."""
+    import polars as pl
+
+    if isinstance(dtype, pl.List | pl.Array):
+        return _binary(dtype.inner)
+    if isinstance(dtype, pl.Struct):
+        return any(_binary(field.dtype) for field in dtype.fields)
+    return dtype == pl.Binary or dtype.is_extension() or dtype.is_object()
 
 
 def print_table(frame: pl.DataFrame, *, title: str | None = None) -> None:
@@ -271,6 +334,8 @@ def _column(frame: pl.DataFrame, name: str) -> _Column:
     series = frame.get_column(name)
     if isinstance(dtype, pl.Datetime):
         texts = _datetimes(series).fill_null("").to_list()
+    elif dtype == pl.Date:  # not via Python dates, which end in the year 9999
+        texts = series.dt.strftime("%Y-%m-%d").fill_null("").to_list()
     elif dtype.is_float():
         texts = [_number(v) for v in series.to_list()]
     else:

@@ -110,11 +110,17 @@ def query_command(
     given: dict[str, str] = {}
     for item in param or []:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ConfigError(
                 f"Parameter {item!r} is not KEY=VALUE: write e.g. --param interval=1m."
             )
-        given[key.strip()] = value
+        if key in given:
+            raise ConfigError(
+                f"Parameter {key!r} is given twice (--param {key}={given[key]} and "
+                f"--param {item}): give it once."
+            )
+        given[key] = value
     saved = get_query(name, queries)
     catalog = get_catalog()
     attach_store(catalog, Store(resolve_root(root)), calendar)
