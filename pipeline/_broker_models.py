@@ -194,7 +194,8 @@ def _amount(table: Table, key: str, default: float | None) -> float | None:
         return None
     if rules.is_number(value) and value > 0:
         return float(value)
-    fix = f"write an amount in currency, e.g. {key} = 10000, or leave it out for no limit"
+    unset = "for no limit" if default is None else f"for the default {default:,.0f}"
+    fix = f"write an amount in currency, e.g. {key} = 10000, or leave it out {unset}"
     table.fail(key, f"must be a number > 0, found {rules.describe(value)}", fix)
     return default
 

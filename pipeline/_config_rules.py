@@ -220,8 +220,13 @@ def printable(text: str) -> str:
 
 
 def reason(exc: PipelineError) -> str:
-    """Return an error's message as a clause: first letter lowered, final period dropped."""
+    """Return an error's message as a clause: first word lowered, final period dropped.
+
+    A first word in capitals (a MIC such as ``XNYS``) keeps them.
+    """
     text = str(exc).rstrip(".")
+    if text[1:2].isupper():
+        return text
     return text[:1].lower() + text[1:]
 
 

@@ -201,7 +201,10 @@ def load_config(path: str | Path) -> RunConfig:
     ('ACME', 'BOLT', 'TINY')
     """
     source = str(path)
-    return parse_config(rules.read(Path(path), source), source)
+    data = rules.read(Path(path), source)
+    if isinstance(data, Mapping) and data.get("strategy") == {}:  # a bare [strategy] header
+        raise ConfigError(_no_class().render(source))
+    return parse_config(data, source)
 
 
 def parse_config(data: Mapping[str, Any], source: str = "<config>") -> RunConfig:
@@ -225,6 +228,11 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> RunConfig
         problems.append(Problem("", f"must hold a table of settings, found {found}"))
     if problems or config is None:
         raise ConfigError("; ".join(p.render(source) for p in problems))
+    if "broker" in data:  # checked here, not first when the run starts (or never, without one)
+        from pipeline._broker_models import BrokerConfig
+
+        min_quality = config.quality.min_for_entry
+        BrokerConfig.from_mapping(config.broker, min_quality=min_quality, source=source)
     return config
 
 
@@ -269,6 +277,8 @@ def _build(data: Mapping[Any, Any], problems: list[Problem]) -> RunConfig | None
     indicators = _indicators(top, streams)
     quality = _quality(top)
     strategy = rules.freeze(top.sub("strategy"), "strategy", problems)
+    if strategy and "class" not in strategy:  # empty: the canonical form of "no strategy"
+        problems.append(_no_class())
     broker = rules.freeze(top.sub("broker"), "broker", problems)
     scanner = _scanner(top, symbols) if "scanner" in data else None
     if problems or mic is None or dates is None or symbols is None or streams is None:
@@ -291,6 +301,12 @@ def _build(data: Mapping[Any, Any], problems: list[Problem]) -> RunConfig | None
         data_root=data_root,
         load_ahead=load_ahead,
     )
+
+
+def _no_class() -> Problem:
+    """Return the problem of a ``[strategy]`` table without its ``class``."""
+    fix = 'add class = "pipeline.strategies:MovingAverageCross" (your own "module:Class")'
+    return Problem("strategy.class", "is missing", f"{fix}, or remove [strategy] to only replay")
 
 
 def _calendar(top: Table) -> str | None:

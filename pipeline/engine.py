@@ -46,8 +46,9 @@ Examples
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,7 @@ from pipeline._broker_models import BarRows
 from pipeline.broker import Broker, BrokerConfig
 from pipeline.catalog import Catalog, get_catalog
 from pipeline.config import RunConfig, config_hash
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, PipelineError, StrategyError
 from pipeline.intervals import Interval
 from pipeline.runner import Coordinator, RunReport, SessionDay
 from pipeline.scanner import SCANS, scans_frame
@@ -96,7 +97,27 @@ def strategy_from_config(section: Mapping[str, Any]) -> Strategy:
     params = section.get("params") or {}
     if not isinstance(params, Mapping):
         raise ConfigError(f"config [strategy] params must be a table, found {params!r}.")
-    return load_strategy(str(section["class"]), dict(params))
+    spec = str(section["class"])
+    try:
+        return load_strategy(spec, dict(params))
+    except PipelineError:
+        raise
+    except Exception as exc:  # the strategy's own code: its module or its __init__
+        raise StrategyError.raised(spec, _loading_step(exc), exc) from exc
+
+
+def _loading_step(exc: BaseException) -> str:
+    """Return where loading a strategy failed: "while importing it" or "in __init__"."""
+    import traceback
+
+    from pipeline import strategy
+
+    steps = [
+        frame.f_code.co_name
+        for frame, _ in traceback.walk_tb(exc.__traceback__)
+        if frame.f_code.co_filename == strategy.__file__
+    ]
+    return "in __init__" if steps and steps[-1] == "_build" else "while importing it"
 
 
 class Engine:
@@ -123,11 +144,12 @@ class Engine:
         self.config = config
         self.catalog = catalog or get_catalog()
         self.strategy = strategy if strategy is not None else strategy_from_config(config.strategy)
-        self._vectorised = (
-            VectorisedRunner(self.strategy)
-            if isinstance(self.strategy, VectorisedStrategy)
-            else None
-        )
+        label = type(strategy).__name__ if strategy is not None else config.strategy["class"]
+        self._label = str(label)
+        self._vectorised = None
+        if isinstance(self.strategy, VectorisedStrategy):
+            with self._strategy_code("in signals"):
+                self._vectorised = VectorisedRunner(self.strategy)
         broker = BrokerConfig.from_mapping(
             config.broker, min_quality=config.quality.min_for_entry, source="[broker]"
         )
@@ -153,6 +175,16 @@ class Engine:
         #: Hand quiet steps of a vectorised strategy over at once (False: step by step).
         self.quiet_steps = True
         self._final: dict[str, pl.DataFrame] | None = None  # the results once the run ended
+
+    @contextlib.contextmanager
+    def _strategy_code(self, where: str) -> Iterator[None]:
+        """Turn an exception the strategy's code raises into a `StrategyError` naming it."""
+        try:
+            yield
+        except PipelineError:
+            raise
+        except Exception as exc:
+            raise StrategyError.raised(self._label, where, exc) from exc
 
     # --- hooks ----------------------------------------------------------------------
 
@@ -186,9 +218,10 @@ class Engine:
         self.ctx.base, self.ctx.session = day.base, day.session
         self.ctx.session_open, self.ctx.session_close = day.open, day.close
         self._scope(day)
-        if self._vectorised is not None:
-            self._vectorised.start_session(table, self.ctx.scope)
-        self.strategy.on_session_start(self.ctx)
+        with self._strategy_code("in on_session_start"):
+            if self._vectorised is not None:
+                self._vectorised.start_session(table, self.ctx.scope)
+            self.strategy.on_session_start(self.ctx)
 
     def __call__(self, step: Step) -> None:
         """Fill and mark at `step.clock`, then let the strategy see the new rows."""
@@ -207,7 +240,13 @@ class Engine:
                 self._vectorised.leave(self._release(), start)
             self._vectorised.act(self.ctx, stop)
             return
-        self.strategy.on_bars(self.ctx, self._view(start, stop))
+        view = self._view(start, stop)
+        try:  # not a context manager: this runs at every step
+            self.strategy.on_bars(self.ctx, view)
+        except PipelineError:
+            raise
+        except Exception as exc:
+            raise StrategyError.raised(self._label, "in on_bars", exc) from exc
 
     # --- quiet steps (a vectorised strategy between its orders) --------------------
 
@@ -293,9 +332,10 @@ class Engine:
 
     def on_session_end(self, day: SessionDay) -> None:
         """Call the strategy's hook; record the positions at the session close."""
-        self.strategy.on_session_end(self.ctx)
-        if self._vectorised is not None:
-            self._vectorised.end_session()
+        with self._strategy_code("in on_session_end"):
+            self.strategy.on_session_end(self.ctx)
+            if self._vectorised is not None:
+                self._vectorised.end_session()
         self.broker.end_session(day.close)
         # hold no session data between sessions (it would keep its chunk of bars alive)
         self._day, self._columns, self._rows = None, None, self._no_rows

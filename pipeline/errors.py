@@ -44,6 +44,19 @@ class QueryError(PipelineError):
     """A SQL statement or a saved query failed or was refused."""
 
 
+class StrategyError(PipelineError):
+    """A strategy's own code raised an exception: importing it, building it, or in a hook."""
+
+    @classmethod
+    def raised(cls, spec: str, where: str, exc: BaseException) -> StrategyError:
+        """Build the error for `exc`, raised by strategy `spec` `where` ("in on_bars")."""
+        detail = " ".join(str(exc).split()) or "(no message)"
+        return cls(
+            f"strategy {spec!r} raised {type(exc).__name__} {where}: {detail} "
+            "(run with --debug for the traceback)"
+        )
+
+
 def closest(word: str, choices: Sequence[str]) -> str:
     """Return a hint naming the closest choice to `word`, or all choices when none is close.
 

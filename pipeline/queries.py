@@ -93,7 +93,14 @@ def _null(value: str | None) -> str | None:
 
 def parse_query(path: Path) -> SavedQuery:
     """Parse one saved query file; raise `QueryError` when its header is incomplete."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise QueryError(
+            f"Saved query '{path}' is not UTF-8 text (byte {exc.start}): save it as UTF-8."
+        ) from exc
+    except OSError as exc:
+        raise QueryError(f"Saved query '{path}' cannot be read: {exc.strerror or exc}.") from exc
     meta: dict[str, str] = {}
     params: list[Param] = []
     for line in text.splitlines():
@@ -137,8 +144,16 @@ def load_queries(folder: Path | None = None) -> dict[str, SavedQuery]:
             f"No saved-query folder at '{folder}': run from the project folder or set "
             "PIPELINE_QUERIES to the folder that holds the .sql files."
         )
-    found = [parse_query(p) for p in sorted(folder.glob("*.sql"))]
-    return {q.name: q for q in sorted(found, key=lambda q: q.name)}
+    found: dict[str, SavedQuery] = {}
+    for path in sorted(folder.glob("*.sql")):
+        query = parse_query(path)
+        if query.name in found:
+            raise QueryError(
+                f"Saved queries '{found[query.name].path}' and '{path}' are both named "
+                f"{query.name!r}: rename one (its '-- name:' line)."
+            )
+        found[query.name] = query
+    return dict(sorted(found.items()))
 
 
 def get_query(name: str, folder: Path | None = None) -> SavedQuery:

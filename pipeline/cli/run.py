@@ -16,7 +16,7 @@ from pipeline.cli._common import (
     note,
     progress,
     render,
-    resolve_root,
+    run_root,
 )
 
 if TYPE_CHECKING:
@@ -66,10 +66,10 @@ def run_command(
     from pipeline.errors import ConfigError
     from pipeline.store import Store
 
-    if speed is not None and speed <= 0:
+    if speed is not None and not speed > 0:  # NaN too
         raise ConfigError(f"--speed {speed} is not valid: pass a number above 0, e.g. --speed 60.")
     settings = load_config(config)
-    store = Store(resolve_root(root if root is not None else _config_root(settings.data_root)))
+    store = Store(run_root(root, settings.data_root, config))
     if not settings.strategy:
         _flow_only(settings, store, speed, fmt)
         return
@@ -77,6 +77,7 @@ def run_command(
     from pipeline.catalog import get_catalog
     from pipeline.engine import backtest
 
+    _check_runs_folder(runs)
     rid = results.run_id(settings, store)
     catalog = get_catalog()
     before = catalog.table("sessions").height
@@ -94,6 +95,28 @@ def run_command(
         render(report.sessions, fmt, title=f"Run {rid}: {report.seconds:.2f} s")
     else:
         render_summary(figures, fmt)
+
+
+def _check_runs_folder(runs: Path) -> None:
+    """Raise `ConfigError` unless run folders can be written under `runs` (made if missing)."""
+    import tempfile
+
+    from pipeline.errors import ConfigError
+
+    if runs.exists() and not runs.is_dir():
+        raise ConfigError(
+            f"--runs {runs} is a file, not a folder: pass the folder that holds the run "
+            "folders, e.g. --runs runs."
+        )
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=runs, prefix=".check-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"--runs {runs} cannot hold run folders ({exc.strerror or exc}): pass a folder "
+            "you can write to, e.g. --runs runs."
+        ) from exc
 
 
 def render_summary(figures: dict[str, Any], fmt: Format) -> None:
@@ -205,7 +228,3 @@ class _Pacer:
         self._last = step.clock
         if 0.0 < gap < 6 * 3600:  # not across the night
             time.sleep(gap / self._speed)
-
-
-def _config_root(value: str | None) -> Path | None:
-    return Path(value) if value else None

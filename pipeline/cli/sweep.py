@@ -15,7 +15,7 @@ from pipeline.cli._common import (
     note,
     progress,
     render,
-    resolve_root,
+    run_root,
 )
 
 if TYPE_CHECKING:
@@ -96,8 +96,7 @@ def sweep_command(
     sweep.check_sort(plan, sort)
     if out is not None:
         sweep.check_out(out)
-    data_root = settings.data_root
-    store_root = resolve_root(root if root is not None else Path(data_root) if data_root else None)
+    store_root = run_root(root, settings.data_root, config)
     run_id(settings, Store(store_root))  # the store holds the run's bars: fail before running
     with progress(f"Sweep {settings.name}") as advance:
         table = sweep.run(

@@ -221,8 +221,22 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
             st.lists(indicator(streams), max_size=4, unique_by=lambda d: Indicator(**d).output)
         ),
         "quality": {"enabled": draw(st.booleans()), "min_for_entry": draw(st.floats(0, 100))},
-        "strategy": draw(st.dictionaries(st.text(max_size=5), json_values, max_size=3)),
-        "broker": draw(st.dictionaries(st.text(max_size=5), json_values, max_size=3)),
+        # a strategy names its class (its params are free-form); the broker is checked
+        "strategy": {
+            "class": "module:Class",
+            "params": draw(st.dictionaries(st.text(max_size=5), json_values, max_size=3)),
+        },
+        "broker": draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "cash": st.floats(1, 1e9),
+                    "fill": st.sampled_from(["next_open", "close"]),
+                    "slippage_bps": st.floats(0, 10_000),
+                    "allow_short": st.booleans(),
+                },
+            )
+        ),
     }
     optional = ["history", "historical_indicators", "indicators", "quality", "strategy", "broker"]
     for key in draw(st.lists(st.sampled_from(optional), unique=True)):

@@ -373,14 +373,15 @@ def test_config_is_deeply_frozen() -> None:
         config.indicators[3].params["fast"] = 1  # type: ignore[index]
     with pytest.raises(AttributeError):
         config.name = "x"  # type: ignore[misc]
-    frozen = parse_config(minimal(broker={"tiers": [1, {"a": [2]}]})).broker["tiers"]
+    strategy = {"class": "m:C", "params": {"tiers": [1, {"a": [2]}]}}
+    frozen = parse_config(minimal(strategy=strategy)).strategy["params"]["tiers"]
     assert isinstance(frozen, tuple)
     with pytest.raises(TypeError):
         frozen[1]["a"] = 3
 
 
 def test_parse_does_not_keep_a_reference_to_the_input() -> None:
-    data = minimal(strategy={"params": {"fast": 10}})
+    data = minimal(strategy={"class": "m:C", "params": {"fast": 10}})
     config = parse_config(data)
     data["strategy"]["params"]["fast"] = 99
     assert config.strategy["params"]["fast"] == 10
