@@ -48,6 +48,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -80,6 +81,8 @@ BAR_ROW_SCHEMA = {
     **{c: pl.Float64() for c in ("open", "high", "low", "close", "volume")},
 }
 
+log = logging.getLogger(__name__)
+
 
 def strategy_from_config(section: Mapping[str, Any]) -> Strategy:
     """Build the strategy a config's ``[strategy]`` table names (``class``, ``params``).
@@ -104,6 +107,26 @@ def strategy_from_config(section: Mapping[str, Any]) -> Strategy:
         raise
     except Exception as exc:  # the strategy's own code: its module or its __init__
         raise StrategyError.raised(spec, _loading_step(exc), exc) from exc
+
+
+def _check_interval(strategy: Strategy, streams: Sequence[str]) -> None:
+    """Warn when the strategy reads an `interval` the run does not stream: it would never trade."""
+    wanted = getattr(strategy, "interval", None)
+    if not isinstance(wanted, str):
+        return
+    try:
+        name = str(Interval.parse(wanted))
+    except PipelineError:
+        return  # not an interval name: not ours to judge
+    streamed = [str(Interval.parse(s)) for s in streams]
+    if name not in streamed:
+        log.warning(
+            "The strategy reads %s bars, but the run streams %s: it will see none. Add %r to "
+            "streams, or give the strategy one of those intervals.",
+            name,
+            ", ".join(streamed),
+            name,
+        )
 
 
 def _loading_step(exc: BaseException) -> str:
@@ -156,6 +179,7 @@ class Engine:
         self.run_id = config_hash(config)
         self.broker = Broker(broker, run_id=self.run_id)
         finest = min(Interval.parse(s) for s in config.streams)
+        _check_interval(self.strategy, config.streams)
         self.ctx = Context(self.catalog, self.broker, base=str(finest), before_order=self._gate)
         self._day: SessionDay | None = None
         self._offset = 0

@@ -242,3 +242,21 @@ def test_a_pre_market_order_carries_its_clock_and_fills_at_a_later_bar(fill: str
         first = acme.filter(pl.col("ts") >= strategy.placed[placed]).row(0, named=True)
         at_close = (first["available_at"], first["close"])
         assert (filled, price) == (at_close if fill == "close" else (first["ts"], first["open"]))
+
+
+def test_a_strategy_interval_the_run_does_not_stream_is_warned(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    params = {**CONFIG.strategy["params"], "interval": "1h"}
+    config = dataclasses.replace(CONFIG, strategy={**CONFIG.strategy, "params": params})
+    catalog = Catalog()
+    try:
+        with caplog.at_level("WARNING", logger="pipeline.engine"):
+            Engine(config, catalog)
+        assert "reads 1h bars, but the run streams 1m, 5m, 15m: it will see none" in caplog.text
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="pipeline.engine"):
+            Engine(CONFIG, catalog)
+        assert not caplog.text
+    finally:
+        catalog.close()
