@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,6 +193,27 @@ class Store:
             p.name.removeprefix("symbol=") for p in base.glob("symbol=*") if _has_files(p)
         )
 
+    def _check_case(self, columns: Iterable[pl.Series]) -> None:
+        """Refuse a symbol that differs only in case from a stored one, or another new one.
+
+        ``SPY`` and ``spy`` would be two symbols here, and one folder on a file system
+        that ignores case (macOS, Windows).
+        """
+        known: dict[str, str] = {}
+        folders = self.bars_dir.glob("interval=*/symbol=*") if self.bars_dir.is_dir() else ()
+        for folder in folders:
+            name = folder.name.removeprefix("symbol=")
+            known.setdefault(name.casefold(), name)
+        for column in columns:
+            for name in column.cast(pl.String).unique(maintain_order=True).to_list():
+                other = known.setdefault(name.casefold(), name)
+                if other != name:
+                    raise InputError(
+                        f"Symbol {name!r} differs from {other!r} only in case; the store keeps "
+                        f"one spelling of a symbol. Write {other!r} (--symbol {other}), or "
+                        "rename the file."
+                    )
+
     def _years(self, interval: Interval, symbol: str) -> list[int]:
         folder = self.partition_path(interval, symbol, 0).parent.parent
         if not folder.is_dir():
@@ -315,6 +336,7 @@ class Store:
         created = _missing_folders(self.root)
         with self._lock():
             self.recover()
+            self._check_case(bars["symbol"] for bars in parsed.values())
             staged: list[tuple[Path, Path]] = []
             try:
                 reports = [

@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from pipeline import schema
 from pipeline.errors import DataNotFoundError, InputError, StoreError
 from pipeline.store import ConflictError, Store
 
@@ -192,3 +193,24 @@ def test_conflict_names_the_columns_that_differ_and_the_interval(tmp_path: Path)
         store.write("1m", bars(n=1).with_columns(volume=pl.lit(5.0)))
     assert "close" not in str(err.value).split("(", 1)[1]
     assert (err.value.interval, err.value.symbol, err.value.stamps) == ("1m", "AAA", (T0,))
+
+
+def test_a_symbol_differing_only_in_case_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    t = dt.datetime(2024, 7, 1, 13, 30, tzinfo=dt.UTC)
+
+    def bars(*symbols: str) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"symbol": list(symbols), "ts": [t] * len(symbols)}
+            | {c: [10.0] * len(symbols) for c in ("open", "high", "low", "close", "volume")},
+            schema=schema.BARS,
+        )
+
+    store.write("1m", bars("SPY"))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(InputError, match="'spy' differs from 'SPY' only in case"):
+        store.write("5m", bars("spy"))
+    with pytest.raises(InputError, match="only in case"):
+        store.write("1m", bars("QQQ", "qqq"))
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    store.write("5m", bars("SPY"))  # the same spelling at another interval is fine
