@@ -205,8 +205,13 @@ def check_command(
     import polars as pl
 
     from pipeline.check import check_store
+    from pipeline.errors import ConfigError
     from pipeline.store import Store
 
+    if incomplete and not sessions:
+        raise ConfigError("--incomplete picks sessions: pass it with --sessions.")
+    if start and end and start > end:
+        raise ConfigError(f"--start {start:%Y-%m-%d} is after --end {end:%Y-%m-%d}: swap them.")
     result = check_store(
         Store(resolve_root(root)),
         calendar,

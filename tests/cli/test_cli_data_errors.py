@@ -102,3 +102,14 @@ def test_import_reads_the_separator_given(tmp_path: Path) -> None:
     result = import_into(tmp_path / "s", tmp_path / "SEMI.csv", "--separator", ";", "-f", "json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["rows_written"] == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--incomplete"], "--incomplete picks sessions: pass it with --sessions"),
+        (["--start", "2024-07-05", "--end", "2024-07-01"], "is after --end 2024-07-01: swap"),
+    ],
+)
+def test_check_options_that_cannot_work_are_refused(options: list[str], message: str) -> None:
+    assert message in one_error(invoke("data", "check", *options))
