@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_commands import one_line_error
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -31,16 +32,8 @@ def import_into(root: Path, path: Path, *more: str) -> Result:
     return invoke("data", "import", path, *args, *more)
 
 
-def one_error(result: Result) -> str:
-    assert result.exit_code == 1, result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("error: ")
-    return lines[0]
-
-
 def test_list_of_a_missing_root_says_it_does_not_exist(tmp_path: Path) -> None:
-    message = one_error(invoke("data", "list", "--root", tmp_path / "nonexist"))
+    message = one_line_error(invoke("data", "list", "--root", tmp_path / "nonexist"))
     assert "does not exist" in message
     assert "pipeline data import" in message
 
@@ -48,7 +41,7 @@ def test_list_of_a_missing_root_says_it_does_not_exist(tmp_path: Path) -> None:
 def test_list_and_check_of_a_root_that_is_a_file_fail(tmp_path: Path) -> None:
     (tmp_path / "afile").touch()
     for command in ("list", "check"):
-        assert "is a file" in one_error(invoke("data", command, "--root", tmp_path / "afile"))
+        assert "is a file" in one_line_error(invoke("data", command, "--root", tmp_path / "afile"))
 
 
 def test_list_of_an_empty_root_is_an_empty_table(tmp_path: Path) -> None:
@@ -75,8 +68,8 @@ def test_damaged_partition_is_one_line_and_replace_repairs_it(tmp_path: Path) ->
     part = next(root.rglob("part-0.parquet"))
     part.write_bytes(part.read_bytes()[:100])
     for args in (["data", "list"], ["data", "check"]):
-        assert str(part) in one_error(invoke(*args, "--root", root))
-    assert "--replace" in one_error(import_into(root, tmp_path / "SPY.csv"))
+        assert str(part) in one_line_error(invoke(*args, "--root", root))
+    assert "--replace" in one_line_error(import_into(root, tmp_path / "SPY.csv"))
     assert import_into(root, tmp_path / "SPY.csv", "--replace").exit_code == 0
     assert invoke("data", "check", "--root", root).exit_code == 0
 
@@ -85,13 +78,13 @@ def test_import_where_bars_is_a_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "OK.csv").write_text(HEADER + ROW)
     (tmp_path / "bf").mkdir()
     (tmp_path / "bf" / "bars").touch()
-    message = one_error(import_into(tmp_path / "bf", tmp_path / "OK.csv"))
+    message = one_line_error(import_into(tmp_path / "bf", tmp_path / "OK.csv"))
     assert "bars' is a file where a folder is needed" in message
 
 
 def test_ragged_csv_is_one_line_in_our_words(tmp_path: Path) -> None:
     (tmp_path / "RL.csv").write_text(HEADER + ROW.replace("100", "100,77"))
-    message = one_error(import_into(tmp_path / "s1", tmp_path / "RL.csv"))
+    message = one_line_error(import_into(tmp_path / "s1", tmp_path / "RL.csv"))
     assert "line 2 has 7 fields" in message
     assert "truncate_ragged_lines" not in message
     assert not (tmp_path / "s1").exists()
@@ -112,4 +105,4 @@ def test_import_reads_the_separator_given(tmp_path: Path) -> None:
     ],
 )
 def test_check_options_that_cannot_work_are_refused(options: list[str], message: str) -> None:
-    assert message in one_error(invoke("data", "check", *options))
+    assert message in one_line_error(invoke("data", "check", *options))

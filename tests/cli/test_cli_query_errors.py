@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import Result
+from cli_commands import one_line_error
 from typer.testing import CliRunner
 
 from pipeline.catalog import reset_catalog
@@ -27,21 +27,13 @@ def queries(tmp_path: Path) -> Path:
     return folder
 
 
-def assert_one_line_error(result: Result, *parts: str) -> None:
-    assert result.exit_code == 1, result.stdout
-    assert result.stderr.startswith("error: ")
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    for part in parts:
-        assert part in result.stderr
-
-
 def test_a_saved_query_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     folder = queries(tmp_path)
     (folder / "latin.sql").write_bytes(b"-- name: latin\n-- description: caf\xe9\nSELECT 1\n")
 
     result = runner.invoke(app, ["query", "--queries", str(folder)])
 
-    assert_one_line_error(result, "latin.sql", "not UTF-8")
+    one_line_error(result, "latin.sql", "not UTF-8")
 
 
 def test_two_saved_queries_with_one_name_are_both_named(tmp_path: Path) -> None:
@@ -50,7 +42,7 @@ def test_two_saved_queries_with_one_name_are_both_named(tmp_path: Path) -> None:
 
     result = runner.invoke(app, ["query", "gaps", "--queries", str(folder)])
 
-    assert_one_line_error(result, "gaps.sql", "gaps_copy.sql", "both named 'gaps'")
+    one_line_error(result, "gaps.sql", "gaps_copy.sql", "both named 'gaps'")
 
 
 def test_a_parameter_given_twice_is_refused() -> None:
@@ -58,4 +50,4 @@ def test_a_parameter_given_twice_is_refused() -> None:
         app, ["query", "gaps", "--param", "interval=1m", "--param", "interval=5m"]
     )
 
-    assert_one_line_error(result, "'interval' is given twice")
+    one_line_error(result, "'interval' is given twice")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_commands import one_line_error
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -60,19 +61,11 @@ def run(path: Path, *options: str) -> Result:
     return runner.invoke(app, ["run", str(path), "--root", str(SAMPLE), *options])
 
 
-def assert_one_line_error(result: Result, *parts: str) -> None:
-    assert result.exit_code == 1, result.stdout
-    assert result.stderr.startswith("error: ")
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    for part in parts:
-        assert part in result.stderr
-
-
 @pytest.mark.parametrize("speed", ["nan", "0", "-1", "-inf"])
 def test_a_speed_that_is_not_above_zero_is_refused(tmp_path: Path, speed: str) -> None:
     result = run(config(tmp_path), "--speed", speed, "--runs", str(tmp_path / "runs"))
 
-    assert_one_line_error(result, "--speed", "is not valid: pass a number above 0")
+    one_line_error(result, "--speed", "is not valid: pass a number above 0")
 
 
 def test_runs_that_is_a_file_is_refused_before_the_run(tmp_path: Path) -> None:
@@ -82,7 +75,7 @@ def test_runs_that_is_a_file_is_refused_before_the_run(tmp_path: Path) -> None:
 
     result = run(path, "--runs", str(tmp_path / "runs"))
 
-    assert_one_line_error(result, "is a file, not a folder")
+    one_line_error(result, "is a file, not a folder")
 
 
 def test_runs_that_cannot_be_made_is_refused(tmp_path: Path) -> None:
@@ -92,7 +85,7 @@ def test_runs_that_cannot_be_made_is_refused(tmp_path: Path) -> None:
 
     result = run(path, "--runs", str(tmp_path / "file" / "runs"))
 
-    assert_one_line_error(result, "cannot hold run folders")
+    one_line_error(result, "cannot hold run folders")
 
 
 @pytest.mark.parametrize(
@@ -113,7 +106,7 @@ def test_a_strategy_that_raises_is_one_line_and_writes_no_run(
 
     result = run(path, "--runs", str(runs))
 
-    assert_one_line_error(result, f"strategy '{spec}' {expected}", "--debug")
+    one_line_error(result, f"strategy '{spec}' {expected}", "--debug")
     assert list(runs.iterdir()) == []  # checked writable before the run, then left empty
 
 
@@ -132,7 +125,7 @@ def test_a_strategy_file_that_does_not_import_is_one_line(
 
     result = run(path, "--runs", str(tmp_path / "runs"))
 
-    assert_one_line_error(result, expected)
+    one_line_error(result, expected)
 
 
 def test_a_missing_data_root_in_the_config_is_named(tmp_path: Path) -> None:
@@ -140,4 +133,4 @@ def test_a_missing_data_root_in_the_config_is_named(tmp_path: Path) -> None:
 
     result = runner.invoke(app, ["run", str(path), "--runs", str(tmp_path / "runs")])
 
-    assert_one_line_error(result, "Data root 'nowhere' (data_root in", "is not a folder")
+    one_line_error(result, "Data root 'nowhere' (data_root in", "is not a folder")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import Result
+from cli_commands import one_line_error
 from typer.testing import CliRunner
 
 from pipeline.catalog import reset_catalog
@@ -40,14 +40,6 @@ def run_folder(runs: Path, rid: str, summary: str | None = None) -> Path:
     return folder
 
 
-def assert_one_line_error(result: Result, *parts: str) -> None:
-    assert result.exit_code == 1, result.stdout
-    assert result.stderr.startswith("error: ")
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    for part in parts:
-        assert part in result.stderr
-
-
 BAD_SUMMARIES = ["{not json", "[1, 2]", json.dumps({**SUMMARY, "trades": "many"})]
 
 
@@ -71,7 +63,7 @@ def test_runs_show_of_a_damaged_summary_names_the_file(tmp_path: Path, summary: 
 
     result = runner.invoke(app, ["runs", "show", BROKEN, "--runs", str(tmp_path)])
 
-    assert_one_line_error(result, BROKEN, "summary.json", "Run its config again")
+    one_line_error(result, BROKEN, "summary.json", "Run its config again")
 
 
 def test_a_run_folder_without_config_json_is_left_out_and_named_by_show(tmp_path: Path) -> None:
@@ -82,7 +74,7 @@ def test_a_run_folder_without_config_json_is_left_out_and_named_by_show(tmp_path
     shown = runner.invoke(app, ["runs", "show", BROKEN, "--runs", str(tmp_path)])
 
     assert [r["run_id"] for r in json.loads(listed.stdout)] == [GOOD]
-    assert_one_line_error(shown, "config.json is missing")
+    one_line_error(shown, "config.json is missing")
 
 
 def test_sql_over_a_run_with_a_missing_table_names_the_file(tmp_path: Path) -> None:
@@ -90,7 +82,7 @@ def test_sql_over_a_run_with_a_missing_table_names_the_file(tmp_path: Path) -> N
 
     result = runner.invoke(app, ["sql", "--runs", str(tmp_path), "--run", "6c", "SELECT 1"])
 
-    assert_one_line_error(result, "orders.parquet is missing", "Run its config again")
+    one_line_error(result, "orders.parquet is missing", "Run its config again")
 
 
 def test_sql_over_a_run_with_a_truncated_table_names_the_file(tmp_path: Path) -> None:
@@ -99,4 +91,4 @@ def test_sql_over_a_run_with_a_truncated_table_names_the_file(tmp_path: Path) ->
 
     result = runner.invoke(app, ["sql", "--runs", str(tmp_path), "--run", "6c", "SELECT 1"])
 
-    assert_one_line_error(result, "orders.parquet cannot be read", "Run its config again")
+    one_line_error(result, "orders.parquet cannot be read", "Run its config again")

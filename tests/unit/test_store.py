@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -11,37 +10,11 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
+from store_files import T0, bars, snapshot
 
 from pipeline import store as store_module
 from pipeline.errors import DataNotFoundError, InputError, StoreError
 from pipeline.store import Store, validate_symbol
-
-T0 = dt.datetime(2024, 7, 1, 13, 30, tzinfo=dt.UTC)
-
-
-def bars(
-    symbol: str = "AAA", start: dt.datetime = T0, n: int = 5, close: float = 1.5
-) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "symbol": [symbol] * n,
-            "ts": [start + dt.timedelta(minutes=i) for i in range(n)],
-            "open": [1.0] * n,
-            "high": [2.0] * n,
-            "low": [0.5] * n,
-            "close": [close] * n,
-            "volume": [100.0 + i for i in range(n)],
-        }
-    )
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file under root (but the lock) with its content hash."""
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
 
 
 def test_write_then_read_round_trips_sorted_rows(tmp_path: Path) -> None:

@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from pathlib import Path
 
 import polars as pl
 import pytest
+from store_files import T0, bars, snapshot
 
 from pipeline import schema
 from pipeline.errors import DataNotFoundError, InputError, StoreError
 from pipeline.store import ConflictError, Store
-
-T0 = dt.datetime(2024, 7, 1, 13, 30, tzinfo=dt.UTC)
-
-
-def bars(symbol: str = "AAA", n: int = 5, close: float = 1.5) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "symbol": [symbol] * n,
-            "ts": [T0 + dt.timedelta(minutes=i) for i in range(n)],
-            "open": [1.0] * n,
-            "high": [2.0] * n,
-            "low": [0.5] * n,
-            "close": [close] * n,
-            "volume": [100.0 + i for i in range(n)],
-        }
-    )
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else ""
-        for p in sorted(root.rglob("*"))
-        if p.name != ".lock"
-    }
 
 
 def damage(store: Store, symbol: str = "AAA") -> Path:
