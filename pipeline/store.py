@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import fcntl
 import json
 import logging
 import os
 import re
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from pipeline import _store_files as disk
 from pipeline import schema, validate
 from pipeline.errors import DataNotFoundError, InputError, StoreError
 from pipeline.intervals import Interval
@@ -38,47 +35,8 @@ from pipeline.intervals import Interval
 log = logging.getLogger(__name__)
 
 _SYMBOL = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9._\-^=+]{0,31}$")
-#: Rows per Parquet row group: about ten sessions of 1m bars, so a read of a few weeks
-#: decodes only the row groups whose ts statistics overlap it, not the whole year.
-_ROW_GROUP = 4_096
-_TMP_SUFFIX = ".tmp"
 _JOURNAL = ".journal.json"
 _PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
-_MAGIC = b"PAR1"
-#: Beside a damaged partition that ``replace`` wrote over: the damaged file, kept.
-_DAMAGED_SUFFIX = ".damaged"
-#: What reading a damaged Parquet file raises once it opened (pyarrow: OSError or ValueError).
-_READ_ERRORS = (OSError, ValueError, pa.ArrowException, pl.exceptions.PolarsError)
-_UNREADABLE = "it cannot be read as a Parquet file of bars"
-
-
-def _footer_stats(path: Path) -> tuple[dt.datetime | None, dt.datetime | None, int]:
-    """Return the first and last ``ts`` and the row count of a bar file, from its footer.
-
-    A row group without ``ts`` statistics (a file another writer made) is scanned instead.
-    Raise `StoreError` naming the file when it is damaged.
-    """
-    _check_footer(path)
-    try:
-        meta = pq.read_metadata(path)
-        column = meta.schema.names.index("ts")
-        groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
-        stats = [g.column(column).statistics for g in groups if g.num_rows]
-        if not all(s is not None and s.has_min_max for s in stats):
-            found = (
-                pl.scan_parquet(path, schema=schema.STORED_BARS)
-                .select(first=pl.col("ts").min(), last=pl.col("ts").max())
-                .collect()
-                .row(0)
-            )
-            return found[0], found[1], meta.num_rows
-    except _READ_ERRORS as exc:
-        raise StoreError(_damaged_message(path, _UNREADABLE)) from exc
-    if not stats:
-        return None, None, meta.num_rows
-    first = min(s.min for s in stats)
-    last = max(s.max for s in stats)
-    return first, last, meta.num_rows
 
 
 def validate_symbol(symbol: str) -> str:
@@ -257,7 +215,7 @@ class Store:
                 empty = empty.with_columns(pl.col("symbol").cast(symbol_type))
             return empty.lazy()
         for _, path in files:
-            _check_footer(path)
+            disk.check_footer(path)
         # One scan over every file decodes them in parallel (a scan per file and a
         # concat costs ~1.7x as much); each row's file names its symbol.
         paths = [str(p) for _, p in files]
@@ -290,7 +248,7 @@ class Store:
         for iv in self.intervals():
             for symbol in self.symbols(iv):
                 paths = [self.partition_path(iv, symbol, y) for y in self._years(iv, symbol)]
-                stats = [_footer_stats(p) for p in paths]
+                stats = [disk.footer_stats(p) for p in paths]
                 firsts = [f for f, _, _ in stats if f is not None]
                 lasts = [last for _, last, _ in stats if last is not None]
                 rows.append(
@@ -333,7 +291,7 @@ class Store:
         parsed = {Interval.parse(iv): bars for iv, bars in batches.items()}
         for iv, bars in parsed.items():
             _check_bars(bars, iv)
-        created = _missing_folders(self.root)
+        created = disk.missing_folders(self.root)
         with self._lock():
             self.recover()
             self._check_case(bars["symbol"] for bars in parsed.values())
@@ -367,9 +325,9 @@ class Store:
                 continue
             counts["partitions"] += 1
             if merged.damaged:
-                staged.append(_keep_damaged(target))
-            staged.append((_temporary(target), target))
-            _stage(staged[-1][0], target, merged.frame)
+                staged.append(disk.keep_damaged(target))
+            staged.append((disk.temporary(target), target))
+            disk.stage(staged[-1][0], target, merged.frame)
         return WriteReport(
             interval=str(iv),
             symbols=tuple(sorted(bars["symbol"].unique().to_list())),
@@ -389,9 +347,9 @@ class Store:
             for tmp, dst in staged
         ]
         try:
-            _write_atomic(self.root / _JOURNAL, json.dumps(entries).encode())
+            disk.write_atomic(self.root / _JOURNAL, json.dumps(entries).encode())
         except OSError as exc:
-            raise StoreError(_os_message(exc, self.root)) from exc
+            raise StoreError(disk.os_message(exc, self.root)) from exc
 
     def _discard(self, staged: list[tuple[Path, Path]], created: list[Path]) -> None:
         """Undo a write that failed before its journal: temporary files, then new folders.
@@ -399,11 +357,11 @@ class Store:
         Folders emptied on the way up from each partition are removed, and so are the
         root and its parents when this write created them (its lock file with them).
         """
-        _remove(tmp for tmp, _ in staged)
+        disk.remove(tmp for tmp, _ in staged)
         for _, target in staged:
-            _prune(target.parent, stop=self.root)
+            disk.prune(target.parent, stop=self.root)
         if created:
-            _remove([self.root / ".lock"])
+            disk.remove([self.root / ".lock"])
             for folder in created:
                 with contextlib.suppress(OSError):
                     folder.rmdir()
@@ -416,11 +374,11 @@ class Store:
             for tmp, dst in entries:
                 if (self.root / tmp).exists():
                     os.replace(self.root / tmp, self.root / dst)
-            _fsync_dir(self.root)
+            disk.fsync_dir(self.root)
             journal.unlink()
-        _remove([self.root / (_JOURNAL + _TMP_SUFFIX)])
+        disk.remove([self.root / (_JOURNAL + disk.TMP_SUFFIX)])
         if self.bars_dir.is_dir():
-            _remove(self.bars_dir.glob(f"**/*{_TMP_SUFFIX}"))
+            disk.remove(self.bars_dir.glob(f"**/*{disk.TMP_SUFFIX}"))
 
     def _heal(self) -> None:
         """Roll an interrupted write forward before reading, unless a writer is at work.
@@ -440,7 +398,7 @@ class Store:
             self.root.mkdir(parents=True, exist_ok=True)
             handle = open(self.root / ".lock", "a+b")  # noqa: SIM115 - held for the block
         except OSError as exc:
-            raise StoreError(_os_message(exc, self.root)) from exc
+            raise StoreError(disk.os_message(exc, self.root)) from exc
         try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -498,14 +456,14 @@ def _merge(target: Path, new: pl.DataFrame, replace: bool, iv: Interval) -> _Mer
     if not target.exists():
         return _Merged(new, new.height, 0)
     try:
-        _check_footer(target)
+        disk.check_footer(target)
         old = pl.read_parquet(target, schema=schema.STORED_BARS)
-    except (_Damaged, *_READ_ERRORS) as exc:
-        if isinstance(exc, _Damaged) and not replace:
+    except (disk.Damaged, *disk.READ_ERRORS) as exc:
+        if isinstance(exc, disk.Damaged) and not replace:
             raise
         if not replace:
-            raise StoreError(_damaged_message(target, _UNREADABLE)) from exc
-        log.warning(_replaced_damaged_message(target))
+            raise StoreError(disk.damaged_message(target, disk.UNREADABLE)) from exc
+        log.warning(disk.replaced_damaged_message(target))
         return _Merged(new, new.height, 0, damaged=True)
     both = new.join(old, on="ts", how="inner", suffix="_old")
     conflicts = both.filter(pl.any_horizontal(_differs(c) for c in _PRICE_COLUMNS))
@@ -594,140 +552,3 @@ def _check_bars(bars: pl.DataFrame, iv: Interval) -> None:
     found = validate.invalid_rows(rows, iv, duplicates=False).collect(engine="in-memory")
     if found.height:
         raise InputError(validate.describe_frame(found, bars, f"The {iv} bars to write"))
-
-
-class _Damaged(StoreError):
-    """A partition file that does not end as a Parquet file does."""
-
-
-def _check_footer(path: Path) -> None:
-    """Raise `_Damaged` when `path` does not end as a Parquet file does (a cut-off write).
-
-    Reads 4 bytes, so a read of many files pays ~10 us each for a clear error instead of
-    Polars' raw one at collect time. An unreadable file raises `StoreError`.
-    """
-    try:
-        with open(path, "rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(size - len(_MAGIC), 0))
-            ending = handle.read()
-    except OSError as exc:
-        raise StoreError(
-            f"Cannot read the partition file '{path}': {exc.strerror or exc}. Check that you "
-            "can read the data root, or pass --root DIR."
-        ) from exc
-    if size < 3 * len(_MAGIC) or ending != _MAGIC:
-        reason = f"it is cut off ({size} bytes, no Parquet footer)"
-        raise _Damaged(_damaged_message(path, reason))
-
-
-def _damaged_message(path: Path, reason: str) -> str:
-    iv, symbol, year = (p.name.partition("=")[2] for p in path.parents[2::-1])
-    return (
-        f"Partition file '{path}' ({iv} bars of {symbol} in {year}) is damaged: {reason}. "
-        f"Delete it and import those bars again, or import them over it with `pipeline data "
-        f"import FILE --interval {iv} --replace` (the damaged file is then kept as "
-        f"'{path.name}{_DAMAGED_SUFFIX}')."
-    )
-
-
-def _replaced_damaged_message(path: Path) -> str:
-    return (
-        f"Partition file '{path}' is damaged: writing the new bars over it (--replace). It is "
-        f"kept as '{path.name}{_DAMAGED_SUFFIX}'; its bars that the new ones do not cover are "
-        "no longer stored, so import them again."
-    )
-
-
-def _keep_damaged(target: Path) -> tuple[Path, Path]:
-    """Stage a hard link to the damaged `target` as its ``.damaged`` copy (no bytes copied)."""
-    backup = target.with_name(target.name + _DAMAGED_SUFFIX)
-    tmp = _temporary(backup)
-    try:
-        os.link(target, tmp)
-    except OSError as exc:
-        raise StoreError(_os_message(exc, target)) from exc
-    return tmp, backup
-
-
-def _temporary(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
-
-
-def _stage(tmp: Path, target: Path, frame: pl.DataFrame) -> None:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(tmp, row_group_size=_ROW_GROUP, statistics=True)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-    except OSError as exc:
-        _remove([tmp])
-        raise StoreError(_os_message(exc, target)) from exc
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + _TMP_SUFFIX)
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove(paths: Iterator[Path] | Sequence[Path]) -> None:
-    for path in list(paths):
-        # NotADirectoryError: a file stands where a folder of the path should be.
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            path.unlink()
-
-
-def _missing_folders(folder: Path) -> list[Path]:
-    """Return `folder` and its parents that do not exist yet, deepest first."""
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    return missing
-
-
-def _prune(folder: Path, stop: Path) -> None:
-    """Remove `folder` and its parents below `stop` while they are empty."""
-    while folder != stop and stop in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty, gone, or not a folder: stop here
-            return
-        folder = folder.parent
-
-
-def _blocking_file(path: Path) -> Path | None:
-    """Return the file that stands where a folder of `path` should be, if any."""
-    for folder in (path, *path.parents):
-        if folder.exists():
-            return None if folder.is_dir() else folder
-    return None
-
-
-def _os_message(exc: OSError, where: Path) -> str:
-    if exc.errno == errno.ENOSPC:
-        what = "the disk is full"
-        fix = "free some space and import again"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        what = "permission denied"
-        fix = "check that you can write to the data root, or pass --root DIR"
-    elif exc.errno in (errno.EEXIST, errno.ENOTDIR) and _blocking_file(where) is not None:
-        what = f"'{_blocking_file(where)}' is a file where a folder is needed"
-        fix = "move that file away, or pass --root DIR to use another store"
-    else:
-        what = exc.strerror or str(exc)
-        fix = "check the data root and import again"
-    return f"Cannot write to the store at '{where}': {what}. Nothing was changed; {fix}."
