@@ -19,9 +19,12 @@ volume), a view ``bars_<interval>`` per stored interval (``bars_1m``, ``bars_1d`
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,6 +216,11 @@ def _confine(con: duckdb.DuckDBPyConnection, store: Store) -> None:
                 f"run a new process for '{store.root}'."
             )
         return
+    # DuckDB allows its own temp folder too (``./.tmp`` by default): a private one instead,
+    # so SQL cannot read what the working directory's .tmp holds
+    spill = tempfile.mkdtemp(prefix="pipeline-sql-")
+    atexit.register(shutil.rmtree, spill, ignore_errors=True)
+    con.sql(f"SET temp_directory = {_quote(spill)}")
     con.sql(f"SET allowed_directories = [{_quote(folder)}]")
     con.sql("SET enable_external_access = false")
 

@@ -235,6 +235,19 @@ def test_sql_cannot_read_files_outside_the_store() -> None:
         assert "disabled by configuration" in result.stderr
 
 
+def test_sql_cannot_read_the_working_directorys_tmp_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".tmp").mkdir()
+    (tmp_path / ".tmp" / "s.txt").write_text("secret")
+    monkeypatch.chdir(tmp_path)  # DuckDB's default temp folder is ./.tmp
+    result = runner.invoke(
+        app, ["sql", "SELECT content FROM read_text('.tmp/s.txt')", "--root", str(SAMPLE)]
+    )
+    assert result.exit_code == 1
+    assert "disabled by configuration" in result.stderr
+
+
 def test_data_root_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIPELINE_DATA_ROOT", str(SAMPLE))
     result = runner.invoke(app, ["data", "list", "-f", "json"])
