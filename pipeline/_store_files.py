@@ -87,6 +87,15 @@ def check_footer(path: Path) -> None:
         raise Damaged(damaged_message(path, reason))
 
 
+def read_bars(path: Path) -> pl.DataFrame:
+    """Read a partition file; `Damaged` (naming it and the fix) when it cannot be read."""
+    check_footer(path)
+    try:
+        return pl.read_parquet(path, schema=schema.STORED_BARS)
+    except READ_ERRORS as exc:
+        raise Damaged(damaged_message(path, UNREADABLE)) from exc
+
+
 def damaged_message(path: Path, reason: str) -> str:
     iv, symbol, year = (p.name.partition("=")[2] for p in path.parents[2::-1])
     return (

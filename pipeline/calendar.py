@@ -85,7 +85,7 @@ def session_on_or_after(mic: str, day: dt.date) -> dt.date:
     Raise `CalendarError` when the calendar has no session from `day` to its upper bound.
     """
     day = _as_date(day)
-    _, latest = _limits(mic)
+    _, latest = bounds(mic)
     for horizon in (day + _LOOK_AHEAD, latest):
         if day > latest:
             break
@@ -114,7 +114,7 @@ def sessions_before(mic: str, day: dt.date, n: int) -> list[dt.date]:
         raise CalendarError(f"Cannot take {n} sessions before {day}: ask for 0 or more.")
     if n == 0:
         return []
-    earliest, _ = _limits(mic)
+    earliest, _ = bounds(mic)
     last = day - dt.timedelta(days=1)
     found: list[dt.date] = []
     for horizon in (day - dt.timedelta(days=2 * n + 30), earliest):
@@ -209,7 +209,7 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _limits(mic: str) -> tuple[dt.date, dt.date]:
+def bounds(mic: str) -> tuple[dt.date, dt.date]:
     """Return the earliest and latest dates the calendar of `mic` can be built for."""
     cls = type(_calendar(mic))
     low, high = cls.bound_min(), cls.bound_max()
@@ -228,7 +228,7 @@ def _span(mic: str, start: dt.date, end: dt.date) -> tuple[dt.date | None, dt.da
     first, last = default.first_session.date(), default.last_session.date()
     if first <= start and end <= last:
         return None, None
-    earliest, latest = _limits(mic)
+    earliest, latest = bounds(mic)
     if start < earliest or end > latest:
         raise CalendarError(
             f"Dates {start} to {end} are outside the {mic} calendar's bounds "

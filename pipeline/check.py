@@ -109,8 +109,7 @@ def _check_interval(
     bars: pl.DataFrame, iv: Interval, mic: str, start: dt.date | None, end: dt.date | None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     stamps = bars.group_by("symbol").agg(first=pl.col("ts").min(), last=pl.col("ts").max())
-    # calendar.py has no public accessor for the bounds yet (a request is in the report).
-    earliest, latest = calendar._limits(mic)
+    earliest, latest = calendar.bounds(mic)
     _require_inside(stamps, iv, mic, earliest, latest)
     lo = max(_day(stamps["first"].min()) - dt.timedelta(days=1), earliest)
     hi = min(_day(stamps["last"].max()) + dt.timedelta(days=1), latest)

@@ -6,6 +6,7 @@ messages are built by the named constructors below so call sites stay short.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 
@@ -26,6 +27,22 @@ class IntervalError(ConfigError):
 
 class InputError(PipelineError):
     """An input file is malformed or holds invalid bars."""
+
+
+class ConflictError(InputError):
+    """Bars to write disagree with stored bars, or with each other, at the same time.
+
+    Carries the interval, the symbol and the stamps, so that a caller that knows where
+    the bars came from (the importer: which file) can say so.
+    """
+
+    def __init__(
+        self, message: str, *, interval: str, symbol: str, stamps: Sequence[dt.datetime]
+    ) -> None:
+        super().__init__(message)
+        self.interval = interval
+        self.symbol = symbol
+        self.stamps = tuple(stamps)
 
 
 class DataNotFoundError(PipelineError):

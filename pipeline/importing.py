@@ -33,10 +33,10 @@ from pipeline import calendar, presets, schema, validate
 from pipeline._import_columns import Columns, resolve_columns
 from pipeline._import_read import BAR_SUFFIXES, RawTable, read_raw
 from pipeline._import_stamps import parse_stamps
-from pipeline.errors import ConfigError, InputError
+from pipeline.errors import ConfigError, ConflictError, InputError
 from pipeline.intervals import Interval
 from pipeline.presets import Layout, Stamp
-from pipeline.store import ConflictError, Store, validate_symbol
+from pipeline.store import Store, validate_symbol
 
 log = logging.getLogger(__name__)
 
@@ -415,8 +415,7 @@ def calendar_fit(bars: pl.DataFrame, interval: Interval, mic: str) -> CalendarFi
     ts = bars["ts"]
     if ts.is_empty() or interval.unit == "w":
         return CalendarFit(ts.len())
-    # calendar.py has no public accessor for the bounds yet (a request is in the report).
-    earliest, latest = calendar._limits(mic)
+    earliest, latest = calendar.bounds(mic)
     day = ts.dt.date()
     inside = ts.filter(day.is_between(earliest, latest))
     if inside.is_empty():
@@ -446,7 +445,7 @@ def _warn_off_calendar(parsed: list[ParsedBars], mic: str) -> None:
     for item in parsed:
         fit = calendar_fit(item.bars, item.interval, mic)
         if fit.outside_range:
-            earliest, latest = calendar._limits(mic)
+            earliest, latest = calendar.bounds(mic)
             log.warning(
                 "%s: %d of %d %s bar(s) lie outside the %s calendar (%s to %s); "
                 "`pipeline data check` cannot check them. Check the file's stamps.",

@@ -29,7 +29,7 @@ import polars as pl
 
 from pipeline import _store_files as disk
 from pipeline import schema, validate
-from pipeline.errors import DataNotFoundError, InputError, StoreError
+from pipeline.errors import ConflictError, DataNotFoundError, InputError, StoreError
 from pipeline.intervals import Interval
 
 log = logging.getLogger(__name__)
@@ -56,22 +56,6 @@ def validate_symbol(symbol: str) -> str:
             "starting with a letter, digit or ^ (no path separators, no '..')."
         )
     return symbol
-
-
-class ConflictError(InputError):
-    """Bars to write disagree with stored bars, or with each other, at the same time.
-
-    Carries the interval, the symbol and the stamps, so that a caller that knows where
-    the bars came from (the importer: which file) can say so.
-    """
-
-    def __init__(
-        self, message: str, *, interval: str, symbol: str, stamps: Sequence[dt.datetime]
-    ) -> None:
-        super().__init__(message)
-        self.interval = interval
-        self.symbol = symbol
-        self.stamps = tuple(stamps)
 
 
 @dataclass(frozen=True)
@@ -456,13 +440,10 @@ def _merge(target: Path, new: pl.DataFrame, replace: bool, iv: Interval) -> _Mer
     if not target.exists():
         return _Merged(new, new.height, 0)
     try:
-        disk.check_footer(target)
-        old = pl.read_parquet(target, schema=schema.STORED_BARS)
-    except (disk.Damaged, *disk.READ_ERRORS) as exc:
-        if isinstance(exc, disk.Damaged) and not replace:
-            raise
+        old = disk.read_bars(target)
+    except disk.Damaged:
         if not replace:
-            raise StoreError(disk.damaged_message(target, disk.UNREADABLE)) from exc
+            raise
         log.warning(disk.replaced_damaged_message(target))
         return _Merged(new, new.height, 0, damaged=True)
     both = new.join(old, on="ts", how="inner", suffix="_old")

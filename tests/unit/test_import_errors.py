@@ -10,10 +10,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.errors import CalendarError, InputError
+from pipeline.errors import CalendarError, ConflictError, InputError
 from pipeline.importing import ImportOptions, calendar_fit, import_files, read_bars
 from pipeline.intervals import Interval
-from pipeline.store import ConflictError, Store
+from pipeline.store import Store
 
 HEADER = "datetime,open,high,low,close,volume\n"
 NEW_YORK = ImportOptions(interval="1m", tz="America/New_York", stamp="open")

@@ -10,8 +10,8 @@ import pytest
 from store_files import T0, bars, snapshot
 
 from pipeline import schema
-from pipeline.errors import DataNotFoundError, InputError, StoreError
-from pipeline.store import ConflictError, Store
+from pipeline.errors import ConflictError, DataNotFoundError, InputError, StoreError
+from pipeline.store import Store
 
 
 def damage(store: Store, symbol: str = "AAA") -> Path:
