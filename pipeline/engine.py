@@ -313,6 +313,7 @@ class Engine:
         self.steps += j - k
         self._offset = ends[j - 1]
         self.ctx.clock = clocks[j - 1]
+        self.broker.set_clock(clocks[j - 1])  # orders carry it, as after `__call__`
 
     def _view(self, start: int, stop: int) -> BarsView:
         """Return the step's rows as a `BarsView`, limited to ``ctx.universe`` with a scanner."""

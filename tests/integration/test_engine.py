@@ -18,6 +18,7 @@ from pipeline.runner import Coordinator
 from pipeline.store import Store
 from pipeline.strategies import MovingAverageCross
 from pipeline.strategy import BarsView, Context
+from pipeline.vectorised import VectorisedMovingAverageCross
 
 REPO = Path(__file__).resolve().parents[2]
 STORE = Store(REPO / "data")
@@ -260,3 +261,24 @@ def test_a_strategy_interval_the_run_does_not_stream_is_warned(
         assert not caplog.text
     finally:
         catalog.close()
+
+
+class ClosingVectorised(VectorisedMovingAverageCross):
+    """The vectorised crossover, buying 1 ACME in each on_session_end (clock: the last step)."""
+
+    def __init__(self) -> None:
+        super().__init__(fast=10, slow=30, interval="5m")
+        self.clocks: list[dt.datetime] = []
+
+    def on_session_end(self, ctx: Context) -> None:
+        assert ctx.clock is not None
+        self.clocks.append(ctx.clock)
+        ctx.market("ACME", 1)
+
+
+def test_orders_after_quiet_steps_carry_the_last_steps_clock() -> None:
+    strategy = ClosingVectorised()
+    run = _run(dataclasses.replace(CONFIG, extended_hours=True), strategy)
+    orders = run.results["orders"].filter(pl.col("quantity") == 1)
+    assert orders["ts"].to_list() == strategy.clocks
+    assert all(t.hour >= 20 for t in strategy.clocks)  # post-market: no base bar to mark
