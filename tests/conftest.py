@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -11,6 +12,20 @@ from pipeline.importing import ImportOptions, import_files
 from pipeline.store import Store
 
 REAL_DATA_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+
+@pytest.fixture(autouse=True)
+def _pipeline_logger() -> None:
+    """Start each test with the ``pipeline`` logger as a library user has it.
+
+    A CLI command sets it up (a handler on the stderr it was given, no propagation);
+    run in-process by CliRunner, in a test or a module fixture, that stderr is closed
+    afterwards, and a later test's ``caplog`` would see nothing.
+    """
+    logger = logging.getLogger("pipeline")
+    logger.handlers.clear()
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
 
 
 @pytest.fixture(scope="session")
