@@ -3,7 +3,9 @@
 `annotate` turns stored bars (`schema.BARS`) into catalog rows (`schema.CATALOG_BARS`):
 each bar gets its exchange ``session``, its ``ts_close`` (cut at the close or a lunch
 break) and ``available_at``. `derive` builds a larger interval from catalog rows of a
-finer one. Both are pure ``LazyFrame -> LazyFrame`` steps: no I/O, no collect.
+finer one. Both are pure ``LazyFrame -> LazyFrame`` steps: no I/O, no collect. The
+loader collects them with ``engine="in-memory"``: the streaming engine may add a
+window's fractional volumes in another order from run to run (the last digit changes).
 
 Window rules (DESIGN section 4, "Derived bars"):
 

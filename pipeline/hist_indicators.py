@@ -4,7 +4,10 @@
 loaded interval) into `schema.INDICATORS` rows, one plan per indicator, concatenated.
 `daily_values` computes the daily kinds for many sessions in one plan, each from its
 own window, with the same values (the coordinator uses it for blocks of sessions).
-Nothing here reads the disk or collects: the coordinator collects the result.
+Nothing here reads the disk or collects: the coordinator collects the result, with
+``engine="in-memory"``. The streaming engine may split a group's rows between threads
+and add the parts in another order, so the last digit of a mean can change from one
+run to the next; the in-memory engine gives the same figures every time.
 
 Windows (`HistoricalIndicator.period`):
 
