@@ -7,7 +7,7 @@ one equity row is recorded. Orders placed at T (by a strategy, after ``on_bars``
 checked against the trading limits at once, using the last known close as the price
 and counting working orders as filled: a refused order is recorded with its reason,
 never dropped. A sell beyond the shares held without ``allow_short`` is not refused:
-its fill is cut to the shares held.
+its fill is cut to the shares held. The limit checks live in `pipeline._broker_limits`.
 
 Fill rules, per order and bar (the first bar of its symbol revealed after the order):
 
@@ -59,6 +59,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from pipeline._broker_limits import Limits
 from pipeline._broker_models import (
     EPS,
     EQUITY,
@@ -79,13 +80,11 @@ from pipeline._broker_models import (
     Percent,
     PerShare,
     Side,
-    affordable,
     check_number,
     check_price,
     check_quantity,
     frame,
     is_market,
-    over,
     reference_price,
 )
 
@@ -107,7 +106,7 @@ __all__ = [
 ]
 
 
-class Broker:
+class Broker(Limits):
     """Simulate a broker over bars: check and fill orders, keep cash, positions and trades.
 
     Parameters
@@ -468,80 +467,6 @@ class Broker:
         self._orders.append(order)
         return order
 
-    @staticmethod
-    def _unpriced(symbol: str) -> str:
-        return f"no price yet for {symbol}: place orders after its first bar"
-
-    def _refusal(self, symbol: str, quantity: float) -> str:
-        """Return why an order breaks a trading limit, or ``""`` when it is allowed."""
-        price = self._close.get(symbol)
-        if price is None:
-            return self._unpriced(symbol)
-        held = self.position(symbol)
-        cfg = self.config
-        if quantity < 0 and held + quantity < -EPS and not cfg.allow_short:
-            if held <= EPS:
-                return "short selling is not allowed (allow_short = false)"
-            quantity = -held  # the fill is cut to the shares held: only reduces
-        after = held + quantity
-        if not (abs(after) > abs(held) + EPS or after * held < 0):
-            return ""  # only reduces the position: never refused
-        return (
-            self._quality_refusal(symbol)
-            or over("max_per_trade", cfg.max_per_trade, abs(quantity) * price, "order notional")
-            or self._per_symbol_refusal(symbol, quantity, price)
-            or self._open_positions_refusal(symbol, held)
-            or self._buying_power_refusal(symbol, quantity, price)
-        )  # the first limit broken
-
-    def _projected(self) -> dict[str, float]:
-        """Return each symbol's position once its working orders have filled."""
-        projected = dict(self._qty)
-        for order in self._working:
-            symbol = order.symbol
-            projected[symbol] = projected.get(symbol, 0.0) + order.sign * order.remaining
-        return projected
-
-    def _per_symbol_refusal(self, symbol: str, quantity: float, price: float) -> str:
-        limit = self.config.max_per_symbol
-        if limit is None:
-            return ""
-        after = self._projected().get(symbol, 0.0) + quantity  # working orders count
-        return over("max_per_symbol", limit, abs(after) * price, "position would be")
-
-    def _quality_refusal(self, symbol: str) -> str:
-        quality = self._quality.get(symbol)
-        minimum = self.config.min_quality
-        if quality is None or quality >= minimum:
-            return ""
-        return f"quality {quality:.1f}% < min {minimum:.1f}% for a new entry"
-
-    def _open_positions_refusal(self, symbol: str, held: float) -> str:
-        limit = self.config.max_open_positions
-        if limit is None or held:
-            return ""
-        busy = {s for s, q in self._qty.items() if q} | {o.symbol for o in self._working}
-        busy.discard(symbol)
-        if len(busy) < limit:
-            return ""
-        names = ", ".join(sorted(busy))
-        return f"max_open_positions {limit} reached: {len(busy)} open or pending ({names})"
-
-    def _buying_power_refusal(self, symbol: str, quantity: float, price: float) -> str:
-        cap = self.config.max_buying_power
-        if cap is not None:  # working orders count as filled
-            projected = self._projected()
-            after = projected.pop(symbol, 0.0) + quantity
-            others = sum(abs(q) * self._close[s] for s, q in projected.items())
-            return over("max_buying_power", cap, others + abs(after) * price, "gross exposure")
-        if quantity <= 0:
-            return ""
-        needed = quantity * price * (1 + self.config.slippage_bps / 1e4)
-        needed += self.config.commission.cost(quantity, price)
-        if needed <= self._cash + EPS:
-            return ""
-        return f"insufficient cash: order needs {needed:.2f}, cash {self._cash:.2f}"
-
     # --- filling -------------------------------------------------------------------
 
     def _fill_working(
@@ -598,19 +523,6 @@ class Broker:
             order.reason = f"{note}: {done}, rest cancelled (on_cap = cancel)"
         elif order.filled > 0:
             order.status = "partially_filled"
-
-    def _allowed(self, order: Order, wanted: float, price: float) -> tuple[float, str]:
-        """Return the shares that may fill now and, when some are cut, why."""
-        whole = float(order.quantity).is_integer()
-        if order.side == "sell" and not self.config.allow_short:
-            held = max(self.position(order.symbol), 0.0)
-            if wanted > held + EPS:
-                return held, "would open a short position (allow_short = false)"
-        if order.side == "buy" and self.config.max_buying_power is None:
-            payable = affordable(self._cash, price, self.config.commission, whole)
-            if wanted > payable + EPS:
-                return payable, f"insufficient cash at fill: cash {self._cash:.2f}"
-        return wanted, ""
 
     def _execute(
         self,
