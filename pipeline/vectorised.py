@@ -50,9 +50,9 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from pipeline._crossover import TIE, check_cross, is_whole
 from pipeline.errors import ConfigError
 from pipeline.intervals import Interval
-from pipeline.strategies import TIE, check_cross, is_whole
 from pipeline.strategy import Context, Strategy
 
 __all__ = [

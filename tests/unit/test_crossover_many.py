@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pipeline import schema
-from pipeline.strategies import _MANY, MovingAverageCross, _Averages, _Crosses
+from pipeline._crossover import _MANY, MovingAverageCross, _Averages, _Crosses
 from pipeline.strategy import BarsView
 
 OPEN = dt.datetime(2024, 3, 4, 14, 30, tzinfo=dt.UTC)
