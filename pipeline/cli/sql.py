@@ -79,7 +79,11 @@ def query_command(
     ] = None,
     queries: Annotated[
         Path | None,
-        typer.Option("--queries", help="Folder of saved queries (default: ./queries)."),
+        typer.Option(
+            "--queries",
+            help="Folder of saved queries (default: $PIPELINE_QUERIES, else ./queries, else "
+            "this project's queries/).",
+        ),
     ] = None,
     root: RootOption = None,
     calendar: CalendarOption = "XNYS",
