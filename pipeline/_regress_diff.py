@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import shlex
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -23,8 +24,8 @@ from typing import Any
 import polars as pl
 
 __all__ = [
-    "REL_TOL", "TIMING_FIELDS", "WIDTH", "CaseDiff", "Change", "RowChange",
-    "TableDiff", "diff_summary", "diff_table",
+    "CASES_DIR", "REL_TOL", "TIMING_FIELDS", "WIDTH", "CaseDiff", "Change", "RowChange",
+    "TableDiff", "diff_summary", "diff_table", "update_command",
 ]  # fmt: skip
 
 #: Summary figures that measure time: left out of the goldens and never compared.
@@ -33,6 +34,8 @@ TIMING_FIELDS = frozenset({"seconds", "seconds_per_phase"})
 REL_TOL = 1e-9
 #: The width `CaseDiff.describe` fits its lines to unless told otherwise.
 WIDTH = 80
+#: Where ``pipeline regress`` looks for cases unless given ``--cases``.
+CASES_DIR = Path("tests/regression/cases")
 _NTH = "occurrence"  # numbers rows that share a key, in table order
 _GLUE = "\xa0"  # joins the words of an item: textwrap breaks lines only at plain spaces
 
@@ -50,9 +53,10 @@ class Change:
 
     @property
     def delta(self) -> float | None:
-        """``new - old`` when both are numbers, else None."""
+        """``new - old`` when both are numbers and it is finite, else None."""
         if _is_number(self.old) and _is_number(self.new):
-            return float(self.new - self.old)
+            delta = float(self.new - self.old)
+            return delta if math.isfinite(delta) else None
         return None
 
 
@@ -130,12 +134,20 @@ class CaseDiff:
             "goldens_missing": len(self.missing),
         }
 
-    def describe(self, limit: int = 20, width: int = WIDTH, *, update: bool = False) -> str:
+    def describe(
+        self,
+        limit: int = 20,
+        width: int = WIDTH,
+        *,
+        update: bool = False,
+        cases: Path | None = None,
+    ) -> str:
         """Return the diff as text: ``ok  name``, or what changed (`limit` rows per table).
 
         Lines are at most `width` characters: long ones break between items and go on
         indented. With `update` the text tells what rewriting the goldens did: ``same``,
-        or ``updated`` and what changed.
+        or ``updated`` and what changed. `cases` is the ``--cases`` folder the case was
+        read from, for the command that writes missing goldens (`update_command`).
 
         Examples
         --------
@@ -146,16 +158,16 @@ class CaseDiff:
             return "\n".join(_wrap(f"{'same' if update else 'ok':<4}  {self.case}", (), width))
         head = _title(f"updated {self.case}" if update else f"FAIL  {self.case}", self.path, width)
         if not update:
-            return "\n".join([*head, *self.lines(limit, width)])
+            return "\n".join([*head, *self.lines(limit, width, cases=cases)])
         head += _wrap("  wrote ", self.missing, width) if self.missing else []
         return "\n".join([*head, *replace(self, missing=()).lines(limit, width)])
 
-    def lines(self, limit: int = 20, width: int = WIDTH) -> list[str]:
+    def lines(self, limit: int = 20, width: int = WIDTH, *, cases: Path | None = None) -> list[str]:
         """Return the differences as indented lines of at most `width` characters."""
         lines = []
         if self.missing:
             lines += _wrap("  no golden ", self.missing, width)
-            command = f"pipeline regress {self.case} --update"
+            command = update_command(self.case, cases)
             lines += _wrap("  check the run, then write them with: ", [command], width)
         if self.summary:
             lines.append(f"  summary: {len(self.summary)} figures changed")
@@ -165,6 +177,21 @@ class CaseDiff:
         for table in self.tables:
             lines += _describe_table(table, limit, width)
         return lines
+
+
+def update_command(case: str, cases: Path | None = None) -> str:
+    """Return the command that rewrites the goldens of `case`, quoted for the shell.
+
+    It names ``--cases`` when `cases`, the folder holding the case, is given and is not
+    `CASES_DIR` (the default of ``pipeline regress``).
+
+    Examples
+    --------
+    >>> update_command("my case", Path("elsewhere"))
+    "pipeline regress 'my case' --update --cases elsewhere"
+    """
+    where = [] if cases is None or cases == CASES_DIR else ["--cases", str(cases)]
+    return shlex.join(["pipeline", "regress", case, "--update", *where])
 
 
 # --- comparing ------------------------------------------------------------------------
@@ -244,7 +271,9 @@ def _differs(column: str, dtype: pl.DataType) -> pl.Expr:
     a, b = pl.col(column), pl.col(f"{column}\x00new")
     if not dtype.is_float():
         return a.ne_missing(b).alias(column)
-    close = (a - b).abs() <= REL_TOL * pl.max_horizontal(a.abs(), b.abs())
+    bound = REL_TOL * pl.max_horizontal(a.abs(), b.abs())
+    # an infinity is close to nothing but itself (|inf - x| <= 1e-9 * inf would hold)
+    close = a.is_finite() & b.is_finite() & ((a - b).abs() <= bound)
     same = ((a == b) | close | (a.is_nan() & b.is_nan())).fill_null(False)
     return (~same & ~(a.is_null() & b.is_null())).alias(column)
 

@@ -52,6 +52,7 @@ import polars as pl
 
 from pipeline import calendar, results, schema
 from pipeline._regress_diff import (
+    CASES_DIR,
     REL_TOL,
     TIMING_FIELDS,
     CaseDiff,
@@ -60,6 +61,7 @@ from pipeline._regress_diff import (
     TableDiff,
     diff_summary,
     diff_table,
+    update_command,
 )
 from pipeline.catalog import Catalog
 from pipeline.config import RunConfig, load_config
@@ -69,10 +71,10 @@ from pipeline.store import Store
 from pipeline.stream import Step
 
 __all__ = [
-    "CONFIG_FILE", "GOLDEN_FILES", "KEYS", "REL_TOL", "TIMING_FIELDS", "Case", "CaseDiff",
-    "Change", "Outcome", "RowChange", "TableDiff", "check", "check_all", "compare",
+    "CASES_DIR", "CONFIG_FILE", "GOLDEN_FILES", "KEYS", "REL_TOL", "TIMING_FIELDS", "Case",
+    "CaseDiff", "Change", "Outcome", "RowChange", "TableDiff", "check", "check_all", "compare",
     "diff_summary", "diff_table", "discover", "load_cases", "rerun", "update", "update_all",
-    "write_goldens",
+    "update_command", "write_goldens",
 ]  # fmt: skip
 
 CONFIG_FILE = "config.toml"
@@ -313,7 +315,7 @@ def _read_golden(case: Case, path: Path) -> Any:
 def _unreadable(case: Case, path: Path, why: object) -> str:
     return (
         f"Golden file '{path}' cannot be read ({why}). Restore it from version control, or "
-        f"rewrite it with: pipeline regress {case.name} --update"
+        f"rewrite it with: {update_command(case.name, case.path.parent)}"
     )
 
 
