@@ -14,6 +14,7 @@ from pipeline.cli._common import WIDTH, Format, boundary, note, progress, render
 if TYPE_CHECKING:
     from pipeline.regress import CaseDiff
 
+#: `pipeline.regress.CASES_DIR`, repeated here so that ``--help`` does not import Polars.
 DEFAULT_CASES = Path("tests/regression/cases")
 
 
@@ -66,7 +67,8 @@ def regress_command(
     directory: run it from the repository root.
 
     --update reruns the cases, then rewrites their goldens (only once every case
-    has run) and prints what changed: review it with git diff before committing.
+    has run) and prints what changed: review it (git status, git diff) before
+    committing.
 
     Example: pipeline regress ma_cross early_close
 
@@ -80,13 +82,13 @@ def regress_command(
     with progress(label) as advance:
         run = regress.update_all if update else regress.check_all
         diffs = run(selected, workdir, progress=advance)
-    _render(diffs, fmt, update=update)
+    _render(diffs, fmt, update=update, cases=cases_dir)
     _conclude(diffs, update=update)
     if not update and not all(d.ok for d in diffs):
         raise typer.Exit(1)
 
 
-def _render(diffs: list[CaseDiff], fmt: Format, *, update: bool) -> None:
+def _render(diffs: list[CaseDiff], fmt: Format, *, update: bool, cases: Path) -> None:
     """Print the diffs: JSON with every difference, CSV counts, or text fitted to the width."""
     if fmt is Format.json:
         import json
@@ -104,14 +106,14 @@ def _render(diffs: list[CaseDiff], fmt: Format, *, update: bool) -> None:
     else:
         width = shutil.get_terminal_size().columns if sys.stdout.isatty() else WIDTH
         for diff in diffs:
-            typer.echo(diff.describe(width=width, update=update))
+            typer.echo(diff.describe(width=width, update=update, cases=cases))
 
 
 def _conclude(diffs: list[CaseDiff], *, update: bool) -> None:
     """Say on stderr what the run came to (unless -q)."""
     failed = sum(not d.ok for d in diffs)
     if update:
-        note(f"Rewrote the goldens of {_cases(len(diffs))}; review: git diff.")
+        note(f"Rewrote the goldens of {_cases(len(diffs))}; review: git status, git diff.")
     elif failed:
         note(f"{failed} of {_cases(len(diffs))} differ from their goldens.")
     else:
