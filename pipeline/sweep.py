@@ -35,6 +35,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -101,12 +102,29 @@ def check_sort(sweep: SweepPlan, metric: str) -> None:
 
 
 def check_out(path: Path) -> None:
-    """Raise `ConfigError` unless `path` ends in a suffix `write_table` can write."""
+    """Raise `ConfigError` unless `write_table` can write `path`: checked before a sweep runs.
+
+    The suffix must be one `write_table` writes, `path` must not be a folder, and the
+    nearest folder of it that exists must take a new file (a probe file is made and
+    removed there); the folders missing below it are made when the table is written.
+    """
     if path.suffix.lower() not in OUT_SUFFIXES:
         raise ConfigError(
             f"--out {str(path)!r}: cannot write {path.suffix or 'a file without a suffix'}; "
             f"name a {', '.join(OUT_SUFFIXES)} file"
         )
+    if path.is_dir():
+        example = path / f"sweep{path.suffix}"
+        raise ConfigError(f"--out {str(path)!r} is a folder; name a file, e.g. --out {example}")
+    folder = next(p for p in (path.parent, *path.parent.parents) if p.exists() or p == Path())
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".check-"):
+            pass  # made and removed at once: the folder takes new files
+    except OSError as exc:
+        raise ConfigError(
+            f"--out {str(path)!r}: cannot write in {str(folder)!r} ({exc.strerror or exc}); "
+            "name a file in a folder you can write to"
+        ) from exc
 
 
 # --- 3. running -----------------------------------------------------------------------
@@ -341,4 +359,5 @@ def write_table(table: pa.Table, path: Path) -> None:
     except OSError as exc:
         raise StoreError(f"Cannot write {str(path)!r}: {exc}. Check --out.") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            tmp.unlink()  # NotADirectoryError: a file stands where a folder of `path` should

@@ -90,12 +90,12 @@ def sweep_command(
     from pipeline.results import run_id
     from pipeline.store import Store
 
+    if out is not None:
+        sweep.check_out(out)  # before the grid: planning a large one takes a while
     settings = load_config(config)
     entries = [sweep.parse_grid(spec) for spec in grid or []]
     plan = sweep.plan(settings, entries, source=str(config))
     sweep.check_sort(plan, sort)
-    if out is not None:
-        sweep.check_out(out)
     store_root = run_root(root, settings.data_root, config)
     run_id(settings, Store(store_root))  # the store holds the run's bars: fail before running
     with progress(f"Sweep {settings.name}") as advance:
@@ -138,11 +138,15 @@ def _render(table: pa.Table, plan: SweepPlan, sort: str, ascending: bool, fmt: F
 
 
 def _short_names(keys: tuple[str, ...], taken: set[str]) -> dict[str, str]:
-    """Return each key's shortest dotted ending that no other key or column shares."""
+    """Return each key's shortest dotted ending that no other key or column shares.
+
+    An ending never starts at a list position: ``symbols.0`` is not shortened to ``0``.
+    """
     names = {}
     for key in keys:
         parts = key.split(".")
-        endings = (".".join(parts[-n:]) for n in range(1, len(parts) + 1))
+        starts = (n for n in range(1, len(parts) + 1) if not parts[-n].isdigit())
+        endings = (".".join(parts[-n:]) for n in starts)
         names[key] = next(
             (e for e in endings if e not in taken and sum(_ends(k, e) for k in keys) == 1), key
         )
