@@ -25,6 +25,9 @@ CHART, REPORT = "equity.png", "report.html"
 CHART_COLUMNS = 1_800
 #: Trades listed in the HTML report at most (the first ones); all are in trades.parquet.
 TRADE_ROWS = 1_000
+#: Significant digits of the report's numbers, as in summary.json: cents of an equity in
+#: the millions, a price to its tick.
+DIGITS = 10
 _TRADE_COLUMNS = (
     "symbol",
     "side",
@@ -93,7 +96,7 @@ def html_report(summary: Mapping[str, Any], trades: pl.DataFrame, png: bytes | N
     """
     title = f"Run {summary.get('run_id', '')} ({summary.get('name', '')})"
     rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(format_value(v))}</td></tr>"
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(format_value(v, DIGITS))}</td></tr>"
         for k, v in sorted(summary.items())
     )
     image = (
@@ -105,7 +108,7 @@ def html_report(summary: Mapping[str, Any], trades: pl.DataFrame, png: bytes | N
     columns = [c for c in _TRADE_COLUMNS if c in trades.columns]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(format_value(v))}</td>" for v in row) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(format_value(v, DIGITS))}</td>" for v in row) + "</tr>"
         for row in trades.head(TRADE_ROWS).select(columns).iter_rows()
     )
     shown = (
@@ -135,14 +138,19 @@ def write_report(
     (folder / REPORT).write_text(html_report(summary, trades, png), encoding="utf-8")
 
 
-def format_value(value: object) -> str:
-    """Return a summary figure as text: floats to 6 significant digits, dicts as k: v."""
+def format_value(value: object, digits: int = 6) -> str:
+    """Return a summary figure as text: floats to `digits` significant digits, dicts as k: v.
+
+    Booleans read as in ``summary.json`` (true, false).
+    """
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.{digits}g}"
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items())
+        return ", ".join(f"{k}: {format_value(v, digits)}" for k, v in value.items())
     if isinstance(value, list):
-        return ", ".join(format_value(v) for v in value)
+        return ", ".join(format_value(v, digits) for v in value)
     return str(value)
