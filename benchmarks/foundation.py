@@ -1,6 +1,6 @@
 """Time the foundation: calendar slots, store writes and reads, the quality check.
 
-Run by hand: ``python benchmarks/foundation.py [--symbols 100] [--sessions 252]``.
+Run by hand: ``python benchmarks/foundation.py [--symbols 100] [--year 2024]``.
 It generates a synthetic store in a temporary folder (random-walk 1m bars on the
 XNYS calendar), times each step after a warm-up, and prints one table. Record the
 output in ``benchmarks/RESULTS.md`` with the machine and the command.
