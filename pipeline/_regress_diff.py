@@ -99,11 +99,13 @@ class CaseDiff:
     missing: tuple[str, ...] = ()
     summary: tuple[Change, ...] = ()
     tables: tuple[TableDiff, ...] = ()
+    #: Why the case could not be rerun or compared (its one-line error), else "".
+    error: str = ""
 
     @property
     def ok(self) -> bool:
         """True when the rerun equals the goldens."""
-        return not (self.missing or self.summary or self.tables)
+        return not (self.error or self.missing or self.summary or self.tables)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the diff as JSON-ready data (timestamps as ISO strings)."""
@@ -111,6 +113,7 @@ class CaseDiff:
             "case": self.case,
             "path": str(self.path),
             "ok": self.ok,
+            "error": self.error or None,
             "missing": list(self.missing),
             "summary": [_change_dict(c) for c in self.summary],
             "tables": {t.table: _table_dict(t) for t in self.tables},
@@ -120,7 +123,8 @@ class CaseDiff:
         """Return the diff as one row of counts: the ``--format csv`` of ``pipeline regress``.
 
         ``figures_changed`` counts summary figures, ``tables_changed`` the golden tables
-        that differ (trades included) and ``goldens_missing`` the golden files not found.
+        that differ (trades included) and ``goldens_missing`` the golden files not found;
+        ``error`` says why a case could not be checked (empty when it was).
         """
         trades = next((t for t in self.tables if t.table == "trades"), TableDiff("trades", ()))
         return {
@@ -132,6 +136,7 @@ class CaseDiff:
             "figures_changed": len(self.summary),
             "tables_changed": len(self.tables),
             "goldens_missing": len(self.missing),
+            "error": self.error,
         }
 
     def describe(
@@ -156,6 +161,8 @@ class CaseDiff:
         """
         if self.ok:
             return "\n".join(_wrap(f"{'same' if update else 'ok':<4}  {self.case}", (), width))
+        if self.error:  # one line, unwrapped: it may hold a command to paste
+            return "\n".join([*_title(f"ERROR {self.case}", self.path, width), f"  {self.error}"])
         head = _title(f"updated {self.case}" if update else f"FAIL  {self.case}", self.path, width)
         if not update:
             return "\n".join([*head, *self.lines(limit, width, cases=cases)])

@@ -66,7 +66,7 @@ from pipeline._regress_diff import (
 from pipeline.catalog import Catalog
 from pipeline.config import RunConfig, load_config
 from pipeline.engine import backtest, strategy_from_config
-from pipeline.errors import ConfigError, DataNotFoundError, InputError
+from pipeline.errors import ConfigError, DataNotFoundError, InputError, PipelineError
 from pipeline.store import Store
 from pipeline.stream import Step
 
@@ -374,10 +374,17 @@ def update(case: Case, workdir: Path) -> CaseDiff:
 def check_all(
     cases: Sequence[Case], workdir: Path, *, progress: Progress | None = None
 ) -> list[CaseDiff]:
-    """Check every case in order; `progress(done, total)` is called after each."""
+    """Check every case in order; `progress(done, total)` is called after each.
+
+    A case that cannot be rerun or compared (a missing store, a strategy that raises,
+    an unreadable golden) is reported with its error, and the next cases still run.
+    """
     out = []
     for done, case in enumerate(cases, start=1):
-        out.append(check(case, workdir))
+        try:
+            out.append(check(case, workdir))
+        except PipelineError as exc:
+            out.append(CaseDiff(case.name, case.path, error=str(exc)))
         if progress is not None:
             progress(done, len(cases))
     return out

@@ -53,13 +53,15 @@ def regress_command(
     Floats must agree to 1e-9 relative, everything else exactly; timings are
     ignored. Prints ok or the differences of each case (trades that appeared,
     vanished or changed; summary figures with old, new and delta); exit code 1
-    on any difference.
+    on any difference. A case that cannot run (no bar store, a strategy that
+    raises, an unreadable golden) is an ERROR with its reason, and the other
+    cases still run; --update writes nothing unless every case runs.
 
     --format csv prints one row per case with the columns case, ok,
     trades_appeared, trades_vanished, trades_changed, figures_changed (summary
-    figures), tables_changed (golden tables that differ, trades included) and
-    goldens_missing (golden files not found); with --update they count what
-    the rewrite changed.
+    figures), tables_changed (golden tables that differ, trades included),
+    goldens_missing (golden files not found) and error (why the case could not
+    run); with --update they count what the rewrite changed.
 
     Each case reads the bar store its config names in data_root (required):
     the goldens pin the bars they came from, so --root and $PIPELINE_DATA_ROOT
@@ -115,7 +117,12 @@ def _conclude(diffs: list[CaseDiff], *, update: bool) -> None:
     if update:
         note(f"Rewrote the goldens of {_cases(len(diffs))}; review: git status, git diff.")
     elif failed:
-        note(f"{failed} of {_cases(len(diffs))} differ from their goldens.")
+        errors = sum(bool(d.error) for d in diffs)
+        differ, total = failed - errors, _cases(len(diffs))
+        verb = "differs from its" if differ == 1 else "differ from their"
+        parts = [f"{differ} of {total} {verb} goldens"] if differ else []
+        parts += [f"{errors} of {total} could not run (ERROR above)"] if errors else []
+        note("; ".join(parts) + ".")
     else:
         note(f"All {_cases(len(diffs))} match their goldens.")
 

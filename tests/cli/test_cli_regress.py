@@ -98,6 +98,26 @@ def test_failing_run_during_update_leaves_every_golden_as_it_was(tmp_path: Path)
     assert snapshot(cases) == before  # early_close ran first, but nothing was written
 
 
+def test_a_case_that_cannot_run_is_reported_and_the_next_cases_still_run(tmp_path: Path) -> None:
+    cases = copy_cases(tmp_path, "early_close", "ma_cross")
+    broken = cases / "early_close" / "config.toml"
+    broken.write_text(broken.read_text().replace('data_root = "data"', 'data_root = "nowhere"'))
+    result = runner.invoke(app, ["regress", "--cases", str(cases)])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("ERROR early_close")
+    assert any(line.startswith("  Regression case 'early_close': no bar store") for line in lines)
+    assert lines[-1] == "ok    ma_cross"
+    assert "1 of 2 cases could not run (ERROR above)." in result.stderr
+    rows = list(
+        csv.DictReader(
+            io.StringIO(runner.invoke(app, ["regress", "--cases", str(cases), "-f", "csv"]).stdout)
+        )
+    )
+    assert [(r["case"], r["ok"], bool(r["error"])) for r in rows] == [
+        ("early_close", "false", True), ("ma_cross", "true", False)]  # fmt: skip
+
+
 def test_help_shows_an_example() -> None:
     result = runner.invoke(app, ["regress", "--help"])
     assert result.exit_code == 0
@@ -112,7 +132,8 @@ def test_unreadable_golden_is_an_error_that_update_repairs(tmp_path: Path) -> No
     golden.write_bytes(b"not parquet")
     result = runner.invoke(app, ["regress", "--cases", str(cases)])
     assert result.exit_code == 1
-    assert "pipeline regress early_close --update" in one_line_error(result.stderr)
+    assert result.stdout.startswith("ERROR early_close")
+    assert "pipeline regress early_close --update" in result.stdout
     repaired = runner.invoke(app, ["regress", "--cases", str(cases), "--update"])
     assert repaired.exit_code == 0, repaired.stderr
     assert "trades.parquet (unreadable)" in repaired.stdout
@@ -126,7 +147,7 @@ def test_csv_gives_one_row_of_counts_per_case(tmp_path: Path) -> None:
     assert row == {
         "case": "early_close", "ok": "true", "trades_appeared": "0", "trades_vanished": "0",
         "trades_changed": "0", "figures_changed": "0", "tables_changed": "0",
-        "goldens_missing": "0",
+        "goldens_missing": "0", "error": "",
     }  # fmt: skip
     cases = copy_cases(tmp_path, "ma_cross")
     config = cases / "ma_cross" / "config.toml"

@@ -53,7 +53,7 @@ def test_unreadable_golden_error_names_the_cases_folder(tmp_path: Path) -> None:
     (cases / "my case" / "fills.parquet").write_bytes(b"not parquet")
     failed = runner.invoke(app, ["regress", "--cases", str(cases)])
     assert failed.exit_code == 1
-    assert suggested(failed.stderr) == ["regress", "my case", "--update", "--cases", str(cases)]
+    assert suggested(failed.stdout) == ["regress", "my case", "--update", "--cases", str(cases)]
 
 
 def test_hint_for_a_case_in_the_default_folder_stays_short() -> None:

@@ -181,6 +181,7 @@ def test_row_counts_trades_figures_tables_and_missing_goldens() -> None:
         "figures_changed": 1,
         "tables_changed": 1,
         "goldens_missing": len(regress.GOLDEN_FILES),
+        "error": "",
     }
     equity = regress.TableDiff("equity", ("session",), changed=(regress.RowChange({}, ()),))
     quiet = regress.CaseDiff("x", Path("x"), tables=(equity,)).to_row()
