@@ -141,13 +141,21 @@ def write_report(
 def format_value(value: object, digits: int = 6) -> str:
     """Return a summary figure as text: floats to `digits` significant digits, dicts as k: v.
 
-    Booleans read as in ``summary.json`` (true, false).
+    A float too large for that to reach its cents (an equity of 101,799.73 would read
+    101800) is written to the cent instead. Booleans read as in ``summary.json``.
+
+    Examples
+    --------
+    >>> format_value(101799.734), format_value(0.0179973412), format_value(True)
+    ('101799.73', '0.0179973', 'true')
     """
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
+        if 10.0 ** (digits - 2) <= abs(value) < 1e15:
+            return f"{value:.2f}"
         return f"{value:.{digits}g}"
     if isinstance(value, dict):
         return ", ".join(f"{k}: {format_value(v, digits)}" for k, v in value.items())

@@ -137,15 +137,11 @@ def render_summary(figures: dict[str, Any], fmt: Format) -> None:
     else:
         from pipeline.report import format_value
 
-        values = [_flag(v) if isinstance(v, bool) else format_value(v) for v in figures.values()]
+        values = [format_value(v) for v in figures.values()]
     rows = pl.DataFrame(
         {"figure": list(figures), "value": values}, schema={"figure": pl.String, "value": pl.String}
     )
     render(rows, fmt, title=f"Run {figures.get('run_id', '')}")
-
-
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
 
 
 def _exact(value: object) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.report import html_report
+from pipeline.report import format_value, html_report
 
 SUMMARY = {
     "run_id": "r1",
@@ -34,3 +34,13 @@ def test_a_trade_price_reads_to_its_tick() -> None:
 def test_booleans_read_as_in_summary_json() -> None:
     page = html_report(SUMMARY, pl.DataFrame({"symbol": ["ES"]}), None)
     assert "<th>fill_at_close</th><td>false</td>" in page
+
+
+def test_the_run_table_rounds_ratios_but_keeps_the_cents_of_money() -> None:
+    assert format_value(101_799.734) == "101799.73"  # 6 significant digits: 101800
+    assert format_value(1_861_534.88) == "1861534.88"
+    assert format_value(0.0179973412) == "0.0179973"
+    assert format_value(1342.404) == "1342.4"
+    assert format_value(-23_456.789) == "-23456.79"
+    assert format_value(1e20) == "1e+20"
+    assert format_value(float("nan")) == "nan"
