@@ -60,6 +60,7 @@ from pipeline.errors import ConfigError, PipelineError, closest
 
 __all__ = [
     "FIGURES",
+    "STOPPED",
     "Combination",
     "GridEntry",
     "SweepPlan",
@@ -87,6 +88,8 @@ FIGURES = (
 #: Summary figures left out of a sweep's rows: they differ between reruns.
 TIMINGS = ("seconds", "seconds_per_phase")
 OUT_SUFFIXES = (".csv", ".json", ".parquet")
+#: The ``error`` of a combination the sweep stopped before finishing (`run`'s `on_stop`).
+STOPPED = "not run: the sweep stopped before it"
 
 
 # --- checks before running ------------------------------------------------------------
@@ -175,6 +178,7 @@ def run(
     use_ray: bool = False,
     ray_address: str | None = None,
     progress: OnDone | None = None,
+    on_stop: Callable[[pa.Table], None] | None = None,
 ) -> pa.Table:
     """Run every runnable combination of `sweep`; return the sorted table of results.
 
@@ -184,6 +188,10 @@ def run(
     per grid key, the summary figures and ``error``, sorted by `sort` (descending
     unless `ascending`; missing values last; ties by the grid values).
 
+    When the sweep stops early (Ctrl-C, a crash), `on_stop` gets the table of the
+    combinations that finished, the others marked `STOPPED` in ``error``, before the
+    exception goes on: what ran is not lost.
+
     More than one local worker spawns processes, so a script that calls this needs the
     ``if __name__ == "__main__":`` guard (see `multiprocessing`).
     """
@@ -192,31 +200,52 @@ def run(
         raise ConfigError(f"--workers {workers} is not valid: pass 1 or more (1 runs in-process)")
     todo = [c.config for c in sweep.combinations if c.error is None]
     root = str(Path(root).resolve())
-    if use_ray or ray_address is not None:
-        rows = _run_ray(todo, root, ray_address, workers, progress)
-    else:
-        rows = _run_local(todo, root, workers, progress)
-    done = iter(rows)
-    tables = [_error_row(c.error) if c.error else next(done) for c in sweep.combinations]
+    found: dict[int, pa.Table] = {}  # by position in `todo`, as the runs finish
+    try:
+        if use_ray or ray_address is not None:
+            _run_ray(todo, root, ray_address, workers, progress, found=found)
+        else:
+            _run_local(todo, root, workers, progress, found=found)
+    except BaseException:
+        if on_stop is not None and found:
+            on_stop(_results(sweep, found, sort, ascending))
+        raise
+    return _results(sweep, found, sort, ascending)
+
+
+def _results(
+    sweep: SweepPlan, found: Mapping[int, pa.Table], sort: str, ascending: bool
+) -> pa.Table:
+    """Return the sorted table: each combination's row, `STOPPED` for a run not finished."""
+    tables, k = [], 0
+    for combination in sweep.combinations:
+        if combination.error:
+            tables.append(_error_row(combination.error))
+            continue
+        tables.append(found[k] if k in found else _error_row(STOPPED))
+        k += 1
     return sort_table(_assemble(sweep, tables), sort, sweep.keys, ascending=ascending)
 
 
 def _run_local(
-    configs: list[Mapping[str, Any]], root: str, workers: int | None, progress: OnDone | None
-) -> list[pa.Table]:
-    """Run in this process (one worker) or in a pool of spawned processes."""
+    configs: list[Mapping[str, Any]],
+    root: str,
+    workers: int | None,
+    progress: OnDone | None,
+    *,
+    found: dict[int, pa.Table],
+) -> None:
+    """Run in this process (one worker) or in a pool of spawned processes, into `found`."""
     total = len(configs)
     count = min(workers or os.cpu_count() or 1, total)
     _tick(progress, 0, total)
     if count <= 1:
-        rows = []
-        for config in configs:
-            rows.append(run_combination(config, root))
-            _tick(progress, len(rows), total)
-        return rows
+        for i, config in enumerate(configs):
+            found[i] = run_combination(config, root)
+            _tick(progress, len(found), total)
+        return
     # spawn, not fork: a forked child of a process running Polars' threads can deadlock
     context = multiprocessing.get_context("spawn")
-    found: dict[int, pa.Table] = {}
     with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
         futures = {pool.submit(run_combination, c, root): i for i, c in enumerate(configs)}
         try:
@@ -226,7 +255,6 @@ def _run_local(
         except BaseException:  # a bug in a run, or Ctrl-C: do not start the others
             pool.shutdown(cancel_futures=True)
             raise
-    return [found[i] for i in range(total)]
 
 
 def _run_ray(
@@ -235,13 +263,14 @@ def _run_ray(
     address: str | None,
     workers: int | None,
     progress: OnDone | None,
-) -> list[pa.Table]:
-    """Run each combination as a Ray task; the tasks return Arrow tables."""
+    *,
+    found: dict[int, pa.Table],
+) -> None:
+    """Run each combination as a Ray task into `found`; the tasks return Arrow tables."""
     with ray_session(address, workers) as ray:
         task = ray.remote(num_cpus=1)(run_combination)
         refs = [task.remote(c, root) for c in configs]
         index = {ref: i for i, ref in enumerate(refs)}
-        found: dict[int, pa.Table] = {}
         pending = list(refs)
         _tick(progress, 0, len(refs))
         try:
@@ -254,7 +283,6 @@ def _run_ray(
             for ref in pending:
                 ray.cancel(ref)
             raise
-    return [found[i] for i in range(len(refs))]
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -81,7 +82,8 @@ def sweep_command(
     the shallowest comes first), ties by the grid values. Every combination is
     validated before anything runs; one the strategy refuses (fast >= slow) is a
     row with its error. The table shows the headline figures; --format json or
-    csv and --out FILE (.csv, .json, .parquet) hold them all.
+    csv and --out FILE (.csv, .json, .parquet) hold them all. A sweep stopped
+    early (Ctrl-C) still writes --out with the runs that finished.
 
     Example: pipeline sweep configs/sample.toml -g strategy.params.fast=5,10,20
     """
@@ -108,6 +110,7 @@ def sweep_command(
             use_ray=use_ray,
             ray_address=ray_address,
             progress=advance,
+            on_stop=None if out is None else partial(_save_stopped, out=out),
         )
     if out is not None:
         sweep.write_table(table, out)
@@ -116,6 +119,21 @@ def sweep_command(
     if failed:
         note(f"{failed} of {table.num_rows} combinations failed: see the error column")
     _render(table, plan, sort, ascending, fmt)
+
+
+def _save_stopped(table: pa.Table, *, out: Path) -> None:
+    """Write what a stopped sweep finished to `out`, so that its runs are not lost."""
+    from pipeline import sweep
+    from pipeline.errors import PipelineError
+
+    done = table.num_rows - table.column("error").to_pylist().count(sweep.STOPPED)
+    try:
+        sweep.write_table(table, out)
+    except PipelineError as exc:
+        note(f"The sweep stopped; its {done} finished rows could not be saved: {exc}")
+        return
+    rest = f"the others' error is {sweep.STOPPED!r}"
+    note(f"The sweep stopped: wrote its {done} finished rows to {out}; {rest}")
 
 
 def _render(table: pa.Table, plan: SweepPlan, sort: str, ascending: bool, fmt: Format) -> None:
