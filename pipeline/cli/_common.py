@@ -63,6 +63,15 @@ FormatOption = Annotated[
 ]
 
 
+def flag(*names: str, help: str, **more: Any) -> Any:
+    """Return a ``typer.Option`` for a flag (or a ``count``): no value placeholder in --help.
+
+    Typer shows ``<bool>`` beside a flag, as if it took a value (``--gaps true`` is an
+    error); an empty metavar leaves the column blank.
+    """
+    return typer.Option(*names, help=help, metavar="", **more)
+
+
 def resolve_root(root: Path | None) -> Path:
     """Return the data root: the option, else ``$PIPELINE_DATA_ROOT``, else ``./data``."""
     if root is not None:

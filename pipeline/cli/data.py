@@ -14,6 +14,7 @@ from pipeline.cli._common import (
     FormatOption,
     RootOption,
     boundary,
+    flag,
     note,
     progress,
     render,
@@ -64,10 +65,10 @@ def import_command(
         typer.Option("--calendar", help="Exchange MIC: warn about bars outside its hours."),
     ] = "XNYS",
     skip_invalid: Annotated[
-        bool, typer.Option("--skip-invalid", help="Import the valid rows, report the rest.")
+        bool, flag("--skip-invalid", help="Import the valid rows, report the rest.")
     ] = False,
     replace: Annotated[
-        bool, typer.Option("--replace", help="Overwrite stored bars that conflict.")
+        bool, flag("--replace", help="Overwrite stored bars that conflict.")
     ] = False,
     root: RootOption = None,
     fmt: FormatOption = Format.table,
@@ -186,12 +187,12 @@ def check_command(
         dt.datetime | None, typer.Option(help="Last session date.", formats=["%Y-%m-%d"])
     ] = None,
     sessions: Annotated[
-        bool, typer.Option("--sessions", help="One row per symbol, interval and session.")
+        bool, flag("--sessions", help="One row per symbol, interval and session.")
     ] = False,
     incomplete: Annotated[
-        bool, typer.Option("--incomplete", help="With --sessions: only incomplete sessions.")
+        bool, flag("--incomplete", help="With --sessions: only incomplete sessions.")
     ] = False,
-    gaps: Annotated[bool, typer.Option("--gaps", help="List the runs of missing bars.")] = False,
+    gaps: Annotated[bool, flag("--gaps", help="List the runs of missing bars.")] = False,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Check stored bars against the exchange calendar: quality and gaps per session.

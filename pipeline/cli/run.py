@@ -13,6 +13,7 @@ from pipeline.cli._common import (
     FormatOption,
     RootOption,
     boundary,
+    flag,
     note,
     progress,
     render,
@@ -48,7 +49,7 @@ def run_command(
     ] = None,
     per_session: Annotated[
         bool,
-        typer.Option("--sessions", help="Print one row of figures per session, not the summary."),
+        flag("--sessions", help="Print one row of figures per session, not the summary."),
     ] = False,
     fmt: FormatOption = Format.table,
 ) -> None:

@@ -13,6 +13,7 @@ from pipeline.cli._common import (
     FormatOption,
     RootOption,
     boundary,
+    flag,
     note,
     progress,
     render,
@@ -44,7 +45,7 @@ def sweep_command(
         str, typer.Option("--sort", help="Sort by this summary figure or grid key.")
     ] = "sharpe",
     ascending: Annotated[
-        bool, typer.Option("--ascending", help="Sort smallest first (default: largest first).")
+        bool, flag("--ascending", help="Sort smallest first (default: largest first).")
     ] = False,
     workers: Annotated[
         int | None,
@@ -56,7 +57,7 @@ def sweep_command(
         ),
     ] = None,
     use_ray: Annotated[
-        bool, typer.Option("--ray", help="Run the combinations as Ray tasks (needs the ray extra).")
+        bool, flag("--ray", help="Run the combinations as Ray tasks (needs the ray extra).")
     ] = False,
     ray_address: Annotated[
         str | None,

@@ -260,6 +260,16 @@ COMMANDS = command_paths()
 MARKUP = re.compile(r"(?<!\\)\[[a-z#/@][^\[\]]*\]")
 
 
+@pytest.mark.parametrize("path", [(), *COMMANDS], ids=lambda p: " ".join(p) or "pipeline")
+def test_flags_show_no_value_placeholder_in_help(path: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    typed = [line.split()[1] for line in lines if "<bool>" in line]
+    assert set(typed) <= {"--help", "--install-completion", "--show-completion"}  # typer's own
+    assert not [line for line in lines if "--verbose" in line and "<int>" in line]  # a count
+
+
 def test_the_command_groups() -> None:
     assert {p[0] for p in COMMANDS} >= {"data", "run", "runs", "sql", "query"}
     assert {p for p in COMMANDS if p[0] in ("data", "runs")} == {
