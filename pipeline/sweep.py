@@ -121,8 +121,7 @@ def check_out(path: Path) -> None:
         raise ConfigError(f"--out {str(path)!r} is a folder; name a file, e.g. --out {example}")
     folder = next(p for p in (path.parent, *path.parent.parents) if p.exists() or p == Path())
     try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".check-"):
-            pass  # made and removed at once: the folder takes new files
+        tempfile.NamedTemporaryFile(dir=folder, prefix=".check-").close()  # made, then removed
     except OSError as exc:
         raise ConfigError(
             f"--out {str(path)!r}: cannot write in {str(folder)!r} ({exc.strerror or exc}); "

@@ -111,8 +111,7 @@ def _check_runs_folder(runs: Path) -> None:
         )
     try:
         runs.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=runs, prefix=".check-"):
-            pass  # made and removed at once: the folder takes new folders
+        tempfile.TemporaryDirectory(dir=runs, prefix=".check-").cleanup()  # made, then removed
     except OSError as exc:
         raise ConfigError(
             f"--runs {runs} cannot hold run folders ({exc.strerror or exc}): pass a folder "
