@@ -240,17 +240,16 @@ def _check_key(key: str, accepted: tuple[str, tuple[str, ...]] | None, class_var
 
 
 def _validate(base: Mapping[str, Any], values: Mapping[str, Scalar], source: str) -> RunConfig:
-    """Return `base` with `values` set, validated; a problem is a `ConfigError` naming them."""
-    from pipeline.broker import BrokerConfig
+    """Return `base` with `values` set, validated; a problem is a `ConfigError` naming them.
 
+    `parse_config` checks the ``[broker]`` table too.
+    """
     data = copy.deepcopy(dict(base))
     label = f"--grid {_label(values)}"
     for key, value in values.items():
         _assign(data, key, value, label)
     try:
         settings = parse_config(data, source)
-        min_quality = settings.quality.min_for_entry
-        BrokerConfig.from_mapping(settings.broker, min_quality=min_quality, source=source)
     except ConfigError as exc:
         raise ConfigError(f"{label}: {exc}") from None
     return settings
