@@ -199,8 +199,8 @@ def os_message(exc: OSError, where: Path) -> str:
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         what = "permission denied"
         fix = "check that you can write to the data root, or pass --root DIR"
-    elif exc.errno in (errno.EEXIST, errno.ENOTDIR) and blocking_file(where) is not None:
-        what = f"'{blocking_file(where)}' is a file where a folder is needed"
+    elif exc.errno in (errno.EEXIST, errno.ENOTDIR) and (blocker := blocking_file(where)):
+        what = f"'{blocker}' is a file where a folder is needed"
         fix = "move that file away, or pass --root DIR to use another store"
     else:
         what = exc.strerror or str(exc)

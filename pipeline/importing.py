@@ -425,13 +425,12 @@ def calendar_fit(bars: pl.DataFrame, interval: Interval, mic: str) -> CalendarFi
     sessions = calendar.sessions(mic, lo, hi)
     if interval.is_intraday:
         local = inside.dt.convert_time_zone(calendar.timezone(mic)).dt.date()
+        open_day = local.is_in(sessions["session"].implode())
         at = sessions["open"].search_sorted(inside, side="right").cast(pl.Int64) - 1
         close = sessions["close"].gather(at.clip(0, max(sessions.height - 1, 0)))
         in_hours = (at >= 0) & (inside < close)
-    else:
-        local = inside.dt.date()
-        in_hours = local.is_in(sessions["session"].implode())
-    open_day = local.is_in(sessions["session"].implode())
+    else:  # a daily bar on a session day is in its hours
+        open_day = in_hours = inside.dt.date().is_in(sessions["session"].implode())
     return CalendarFit(
         bars=ts.len(),
         outside_range=ts.len() - inside.len(),
