@@ -1,11 +1,15 @@
-"""What the CLI tests share: the argument path of every leaf command, the one-line error check."""
+"""What the CLI tests share: command paths, the one-line error check, a sample sweep's arguments."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from click.testing import Result
 
 from pipeline.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def command_paths(command: object = None, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -26,3 +30,9 @@ def one_line_error(result: Result, *parts: str) -> str:
     for part in parts:
         assert part in lines[0]
     return lines[0]
+
+
+def sweep_args(*args: str) -> list[str]:
+    """Return the arguments of an in-process sweep of the sample config over the sample store."""
+    config, store = REPO / "configs" / "sample.toml", REPO / "data"
+    return ["sweep", str(config), "--root", str(store), "--workers", "1", *args]

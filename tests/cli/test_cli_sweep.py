@@ -9,24 +9,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_commands import sweep_args
 from typer.testing import CliRunner
 
 from pipeline.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "data"
 CONFIG = REPO / "configs" / "sample.toml"
 FAST, SLOW = "strategy.params.fast", "strategy.params.slow"
 runner = CliRunner()
 
 
-def sweep(*args: str) -> list[str]:
-    """Return the arguments of an in-process sweep of the sample config."""
-    return ["sweep", str(CONFIG), "--root", str(SAMPLE), "--workers", "1", *args]
-
-
 def test_table_of_a_2x2_grid_fits_80_columns() -> None:
-    result = runner.invoke(app, sweep("-g", f"{FAST}=5,10", "-g", f"{SLOW}=30,60"))
+    result = runner.invoke(app, sweep_args("-g", f"{FAST}=5,10", "-g", f"{SLOW}=30,60"))
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80
@@ -38,7 +33,9 @@ def test_table_of_a_2x2_grid_fits_80_columns() -> None:
 
 def test_json_holds_every_figure_and_out_csv_the_same_rows(tmp_path: Path) -> None:
     out = tmp_path / "sweep.csv"
-    args = sweep("-g", f"{FAST}=5,10", "--sort", "max_drawdown", "-f", "json", "--out", str(out))
+    args = sweep_args(
+        "-g", f"{FAST}=5,10", "--sort", "max_drawdown", "-f", "json", "--out", str(out)
+    )
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
@@ -54,7 +51,9 @@ def test_json_holds_every_figure_and_out_csv_the_same_rows(tmp_path: Path) -> No
 
 
 def test_csv_prints_one_row_per_combination_with_the_error_column() -> None:
-    result = runner.invoke(app, sweep("-g", f"{FAST}=10,30", "-g", f"{SLOW}=30,60", "-f", "csv"))
+    result = runner.invoke(
+        app, sweep_args("-g", f"{FAST}=10,30", "-g", f"{SLOW}=30,60", "-f", "csv")
+    )
     assert result.exit_code == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r[FAST], r[SLOW], r["error"]) for r in rows[:3]] == [
@@ -69,14 +68,14 @@ def test_csv_prints_one_row_per_combination_with_the_error_column() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (sweep("-g", "strategy.params.fsat=5,10"), "did you mean 'fast'?"),
-        (sweep("-g", "broker.csh=1000"), "did you mean 'cash'?"),
-        (sweep("-g", "quality.min_for_entry=50,150"), "--grid quality.min_for_entry=150:"),
-        (sweep("-g", f"{FAST}=5,abc"), "--grid strategy.params.fast=abc"),
-        (sweep("-g", f"{FAST}"), "is not KEY=V1,V2"),
-        (sweep("-g", f"{FAST}=5", "--sort", "sharp"), "did you mean 'sharpe'?"),
-        (sweep("-g", f"{FAST}=5", "--workers", "0"), "--workers 0 is not valid"),
-        (sweep(), "at least one --grid"),
+        (sweep_args("-g", "strategy.params.fsat=5,10"), "did you mean 'fast'?"),
+        (sweep_args("-g", "broker.csh=1000"), "did you mean 'cash'?"),
+        (sweep_args("-g", "quality.min_for_entry=50,150"), "--grid quality.min_for_entry=150:"),
+        (sweep_args("-g", f"{FAST}=5,abc"), "--grid strategy.params.fast=abc"),
+        (sweep_args("-g", f"{FAST}"), "is not KEY=V1,V2"),
+        (sweep_args("-g", f"{FAST}=5", "--sort", "sharp"), "did you mean 'sharpe'?"),
+        (sweep_args("-g", f"{FAST}=5", "--workers", "0"), "--workers 0 is not valid"),
+        (sweep_args(), "at least one --grid"),
         (["sweep", "missing.toml", "-g", f"{FAST}=5"], "does not exist"),
     ],
 )
@@ -98,7 +97,7 @@ def test_ray_not_installed_is_one_line_error(
 ) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     out = tmp_path / "sweep.csv"
-    result = runner.invoke(app, sweep("-g", f"{FAST}=5", "--ray", "--out", str(out)))
+    result = runner.invoke(app, sweep_args("-g", f"{FAST}=5", "--ray", "--out", str(out)))
     assert result.exit_code == 1
     assert "pip install 'pipeline[ray]'" in result.stderr
     assert not out.exists()
@@ -121,7 +120,7 @@ def test_help_shows_an_example() -> None:
 
 def test_quiet_leaves_stderr_empty_but_still_writes_and_prints(tmp_path: Path) -> None:
     out = tmp_path / "sweep.csv"
-    args = sweep("-g", f"{FAST}=10,30", "-g", f"{SLOW}=30,60", "-f", "csv", "--out", str(out))
+    args = sweep_args("-g", f"{FAST}=10,30", "-g", f"{SLOW}=30,60", "-f", "csv", "--out", str(out))
     result = runner.invoke(app, ["-q", *args])
     assert result.exit_code == 0
     assert result.stderr == ""  # no "Wrote ...", no "1 of 4 combinations failed"

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from cli_commands import sweep_args
 from typer.testing import CliRunner
 
 from pipeline.cli import app
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "configs" / "sample.toml"
 runner = CliRunner()
 
 
 def test_list_position_key_is_headed_by_its_list_not_a_bare_number() -> None:
-    args = ["sweep", str(CONFIG), "--root", str(REPO / "data"), "--workers", "1"]
-    result = runner.invoke(app, [*args, "-g", "symbols.2=TINY,NOPE", "-g", "indicators.0.period=5"])
+    grid = ["-g", "symbols.2=TINY,NOPE", "-g", "indicators.0.period=5"]
+    result = runner.invoke(app, sweep_args(*grid))
     assert result.exit_code == 0, result.stderr
     header = next(
         line for line in result.stdout.splitlines() if "sharpe" in line and "(" not in line

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_commands import one_line_error
+from cli_commands import one_line_error, sweep_args
 from typer.testing import CliRunner
 
 from pipeline import sweep
 from pipeline.cli import app
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "configs" / "sample.toml"
 runner = CliRunner()
 
 
@@ -34,8 +32,8 @@ def test_out_that_cannot_be_written_is_a_one_line_error_before_running(
     (tmp_path / "a_file").write_text("not a folder")
     (tmp_path / "a_folder.csv").mkdir()
     monkeypatch.setattr(sweep, "run", no_runs)
-    args = ["sweep", str(CONFIG), "--root", str(REPO / "data"), "-g", "strategy.params.fast=5"]
-    result = runner.invoke(app, [*args, "--out", str(tmp_path / out)])
+    args = sweep_args("-g", "strategy.params.fast=5", "--out", str(tmp_path / out))
+    result = runner.invoke(app, args)
     one_line_error(result, message, out.split("/", maxsplit=1)[0])
     assert result.stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder.csv"]
@@ -58,7 +56,6 @@ def test_out_in_a_folder_still_to_make_is_accepted_and_written(tmp_path: Path) -
     out = tmp_path / "new" / "sub" / "sweep.csv"
     sweep.check_out(out)
     assert list(tmp_path.iterdir()) == []  # the check leaves nothing behind
-    args = ["sweep", str(CONFIG), "--root", str(REPO / "data"), "--workers", "1"]
-    result = runner.invoke(app, [*args, "-g", "strategy.params.fast=5", "--out", str(out)])
+    result = runner.invoke(app, sweep_args("-g", "strategy.params.fast=5", "--out", str(out)))
     assert result.exit_code == 0, result.stderr
     assert out.read_text().startswith("strategy.params.fast,")

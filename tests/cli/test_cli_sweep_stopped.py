@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_commands import sweep_args
 from typer.testing import CliRunner
 
 from pipeline import sweep
 from pipeline.cli import app
 
-REPO = Path(__file__).resolve().parents[2]
-ARGS = ["sweep", str(REPO / "configs" / "sample.toml"), "--root", str(REPO / "data")]
 runner = CliRunner()
 
 
@@ -30,8 +29,7 @@ def test_ctrl_c_in_the_third_run_keeps_the_two_finished_in_out(
 
     monkeypatch.setattr(sweep, "run_combination", interrupted)
     out = tmp_path / "sweep.csv"
-    grid = ["-g", "strategy.params.fast=5,6,7,8", "--workers", "1", "--out", str(out)]
-    result = runner.invoke(app, [*ARGS, *grid])
+    result = runner.invoke(app, sweep_args("-g", "strategy.params.fast=5,6,7,8", "--out", str(out)))
     assert result.exit_code != 0
     assert f"The sweep stopped: wrote its 2 finished rows to {out}" in result.stderr
     rows = {int(r["strategy.params.fast"]): r for r in csv.DictReader(out.read_text().splitlines())}
@@ -39,8 +37,12 @@ def test_ctrl_c_in_the_third_run_keeps_the_two_finished_in_out(
     assert {rows[7]["error"], rows[8]["error"]} == {sweep.STOPPED}
     monkeypatch.undo()  # the same two runs, not stopped: the same rows
     full = tmp_path / "full.csv"
-    grid = ["-g", "strategy.params.fast=5,6", "--workers", "1", "--out", str(full)]
-    assert runner.invoke(app, [*ARGS, *grid]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, sweep_args("-g", "strategy.params.fast=5,6", "--out", str(full))
+        ).exit_code
+        == 0
+    )
     finished = {
         int(r["strategy.params.fast"]): r for r in csv.DictReader(full.read_text().splitlines())
     }
@@ -55,7 +57,6 @@ def test_a_sweep_stopped_before_any_run_finished_writes_nothing(
 
     monkeypatch.setattr(sweep, "run_combination", interrupted)
     out = tmp_path / "sweep.csv"
-    grid = ["-g", "strategy.params.fast=5,6", "--workers", "1", "--out", str(out)]
-    result = runner.invoke(app, [*ARGS, *grid])
+    result = runner.invoke(app, sweep_args("-g", "strategy.params.fast=5,6", "--out", str(out)))
     assert result.exit_code != 0
     assert not out.exists()
