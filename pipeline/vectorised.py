@@ -436,7 +436,7 @@ def _tail(frame: pl.LazyFrame, lookback: int | None) -> pl.LazyFrame:
             f"a vectorised strategy's lookback must be a whole number >= 0 or None, found "
             f"{lookback!r}; set it to the longest window its expressions read."
         )
-    if lookback is not None:
-        rank = pl.int_range(pl.len()).over("symbol")
-        frame = frame.filter(rank >= pl.len().over("symbol") - lookback)
+    if lookback is not None:  # signed: a symbol with fewer rows keeps them all
+        rank = pl.int_range(pl.len(), dtype=pl.Int64).over("symbol")
+        frame = frame.filter(rank >= pl.len().over("symbol").cast(pl.Int64) - lookback)
     return frame.with_columns(pl.lit(-1, pl.Int64).alias(_ROW))

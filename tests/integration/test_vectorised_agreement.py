@@ -57,7 +57,7 @@ def _assert_same_run(config: RunConfig, store: Store, **params: object) -> dict[
 
 @pytest.mark.parametrize(
     ("interval", "fast", "slow"),
-    [("1m", 10, 30), ("5m", 10, 30), ("5m", 3, 8), ("1m", 2, 5)],
+    [("1m", 10, 30), ("5m", 10, 30), ("5m", 3, 8), ("1m", 2, 5), ("5m", 20, 100)],
 )
 def test_sample_vectorised_cross_places_the_event_cross_orders(
     interval: str, fast: int, slow: int
