@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +36,9 @@ class SessionDay:
     `picked` is the scanner's pick for the session, best first (None: no scanner).
     `quality(clock, symbol)` gives a symbol's session quality so far (None before a
     base slot has closed), straight from the stream's counters (the same figures the
-    catalog's ``quality`` table shows).
+    catalog's ``quality`` table shows). `ahead()` gives the tables of this session and
+    the later ones already loaded, ``(session, table)`` in order: the tables those
+    sessions will stream (an engine may plan from them, never show them to a strategy).
     """
 
     session: dt.date
@@ -45,6 +48,7 @@ class SessionDay:
     table: pl.DataFrame
     picked: tuple[str, ...] | None = None
     quality: Callable[[dt.datetime, str], float | None] | None = None
+    ahead: Callable[[], list[tuple[dt.date, pl.DataFrame]]] | None = None
 
 
 class EngineHook(Protocol):
@@ -129,8 +133,11 @@ class SessionRun:
 
     # -- phases ----------------------------------------------------------------------
     def _day(self, table: pl.DataFrame, tracker: SessionQuality) -> SessionDay:
-        r, base = self.hours, str(self.c.streams.base)
-        return SessionDay(self.day, r["open"], r["close"], base, table, self.picked, tracker.value)
+        r, base = self.hours, self.c.streams.base
+        ahead = functools.partial(self.c.caches[base].ahead, self.day)
+        return SessionDay(
+            self.day, r["open"], r["close"], str(base), table, self.picked, tracker.value, ahead
+        )
 
     def _scan(self) -> tuple[str, ...]:
         """Phase 1.4: run the scanner over the bars before the session date."""

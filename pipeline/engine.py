@@ -244,7 +244,9 @@ class Engine:
         self._scope(day)
         with self._strategy_code("in on_session_start"):
             if self._vectorised is not None:
-                self._vectorised.start_session(table, self.ctx.scope)
+                self._vectorised.start_session(
+                    table, self.ctx.scope, session=day.session, ahead=day.ahead
+                )
             self.strategy.on_session_start(self.ctx)
 
     def __call__(self, step: Step) -> None:

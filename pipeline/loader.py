@@ -118,6 +118,23 @@ class BarCache:
             return rows
         return rows.filter(pl.col("symbol").cast(pl.String).is_in(sorted(symbols)))
 
+    def ahead(self, day: dt.date, part: str = TABLE) -> list[tuple[dt.date, pl.DataFrame]]:
+        """Return `part` of `day` and of each later session of the loaded chunk, by session.
+
+        The frames are the ones `window` gives for those sessions while this chunk stays
+        loaded (zero-copy slices): what a run will stream next, known up front in a
+        backtest. `day` itself is loaded first when it is not.
+        """
+        self._window(day, 0, include_day=True, part=part)
+        found = self._parts.get(part)
+        if found is None:
+            raise KeyError(f"{self.spec.interval} cache holds no part {part!r}")
+        first, last = self._loaded
+        at = self._days.index(day)
+        return [
+            (self._days[i], found.between(i - first, i + 1 - first)) for i in range(at, last + 1)
+        ]
+
     def _window(self, day: dt.date, sessions: int, *, include_day: bool, part: str) -> pl.DataFrame:
         end = self._days.index(day) + (1 if include_day else 0)
         first = max(0, end - sessions - (1 if include_day else 0))

@@ -5,7 +5,9 @@ an early close, a holiday and TINY's gaps, so refused and cut orders are compare
 and on real SPY 1-minute bars, `VectorisedMovingAverageCross` and `MovingAverageCross`
 with the same parameters produce the same orders (ts, symbol, side, quantity, status)
 and the same round trips. A vectorised run taking the steps between its orders at once
-(`Engine.quiet_steps`, the default) gives the tables of one taken step by step.
+(`Engine.quiet_steps`, the default) gives the tables of one taken step by step, and a
+run planning its sessions at once (`VectorisedRunner.plan_sessions`) those of one
+evaluating each session on its own.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from pipeline.runner import Coordinator
 from pipeline.store import Store
 from pipeline.strategies import MovingAverageCross
 from pipeline.strategy import Strategy
-from pipeline.vectorised import VectorisedMovingAverageCross
+from pipeline.vectorised import VectorisedMovingAverageCross, VectorisedRunner
 
 REPO = Path(__file__).resolve().parents[2]
 STORE = Store(REPO / "data")
 SAMPLE = dataclasses.replace(load_config(REPO / "configs" / "sample.toml"), streams=("1m", "5m"))
 ORDER_COLUMNS = ["ts", "symbol", "side", "quantity", "status"]
+SESSIONS = 6  # in the sample config's range
 
 
 def _results(config: RunConfig, store: Store, strategy: Strategy | None) -> dict[str, pl.DataFrame]:
@@ -129,6 +132,30 @@ def test_quiet_steps_taken_at_once_give_the_same_run(
     assert runs[0]["trades"].height > 0
     for name in ("orders", "fills", "trades", "positions", "equity"):
         assert_frame_equal(runs[0][name], runs[1][name], check_exact=True)
+
+
+@pytest.mark.parametrize("extended", [False, True])
+def test_sessions_planned_at_once_give_the_run_of_one_evaluation_per_session(
+    extended: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = dataclasses.replace(SAMPLE, extended_hours=extended)
+    plans: list[int] = []
+    plan = VectorisedRunner.plan_sessions
+
+    def counted(runner: VectorisedRunner, sessions: list[Any]) -> None:
+        plans.append(len(sessions))
+        plan(runner, sessions)
+
+    monkeypatch.setattr(VectorisedRunner, "plan_sessions", counted)
+    planned = _results(config, STORE, VectorisedMovingAverageCross(fast=3, slow=40, interval="5m"))
+    assert plans
+    assert sum(plans) == SESSIONS - 1
+    monkeypatch.setattr("pipeline.vectorised.PLAN_ROWS", 0)  # every session on its own
+    alone = _results(config, STORE, VectorisedMovingAverageCross(fast=3, slow=40, interval="5m"))
+    assert sum(plans) == SESSIONS - 1
+    assert planned["trades"].height > 0
+    for name in ("orders", "fills", "trades", "positions", "equity"):
+        assert_frame_equal(planned[name], alone[name], check_exact=True)
 
 
 # --- real data -------------------------------------------------------------------------
