@@ -70,6 +70,12 @@ def test_sample_vectorised_cross_places_the_event_cross_orders(
     assert event["orders"]["symbol"].n_unique() >= 2
 
 
+def test_sample_cross_of_15m_bars_warms_up_across_sessions() -> None:
+    config = dataclasses.replace(SAMPLE, streams=("1m", "5m", "15m"))  # 26 15m bars a session
+    event = _assert_same_run(config, STORE, fast=4, slow=40, interval="15m")
+    assert event["trades"].height > 0
+
+
 def test_sample_cross_on_one_symbol_is_the_same() -> None:
     event = _assert_same_run(SAMPLE, STORE, fast=3, slow=8, interval="5m", symbol="BOLT")
     assert event["orders"]["symbol"].unique().to_list() == ["BOLT"]
