@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 __all__ = [
-    "CASES_DIR", "REL_TOL", "TIMING_FIELDS", "WIDTH", "CaseDiff", "Change", "RowChange",
+    "ABSENT", "CASES_DIR", "REL_TOL", "TIMING_FIELDS", "WIDTH", "CaseDiff", "Change", "RowChange",
     "TableDiff", "diff_summary", "diff_table", "update_command",
 ]  # fmt: skip
 
@@ -43,9 +43,24 @@ _GLUE = "\xa0"  # joins the words of an item: textwrap breaks lines only at plai
 # --- the diff types -------------------------------------------------------------------
 
 
+class _Absent:
+    """The value of a summary figure one side does not have (not the same as a null)."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+#: `Change.old` / `Change.new` of a summary figure missing from the golden / the rerun.
+ABSENT: Any = _Absent()
+
+
 @dataclass(frozen=True)
 class Change:
-    """One value that differs: `name` (a column or a summary figure), its `old` and `new`."""
+    """One value that differs: `name` (a column or a summary figure), its `old` and `new`.
+
+    A summary figure only one side has is `ABSENT` on the other (shown as ``absent``;
+    in JSON a null, with ``"absent": "old"`` or ``"new"``).
+    """
 
     name: str
     old: Any
@@ -208,7 +223,7 @@ def diff_summary(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Change
     """Return the summary figures that differ (timings left out), by name."""
     names = sorted((set(old) | set(new)) - TIMING_FIELDS)
     return tuple(
-        Change(n, old.get(n), new.get(n))
+        Change(n, old.get(n, ABSENT), new.get(n, ABSENT))
         for n in names
         if (n in old) != (n in new) or not _same(old[n], new[n])
     )
@@ -386,6 +401,8 @@ def _arrow(change: Change) -> str:
 
 
 def _show(value: Any) -> str:
+    if value is ABSENT:
+        return "absent"
     if value is None:
         return "null"
     if isinstance(value, float):
@@ -403,6 +420,8 @@ def _show(value: Any) -> str:
 
 def _plain(value: Any) -> Any:
     """Return `value` as JSON-ready data."""
+    if value is ABSENT:
+        return None
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
@@ -415,12 +434,14 @@ def _plain(value: Any) -> Any:
 
 
 def _change_dict(change: Change) -> dict[str, Any]:
-    return {
+    found = {
         "name": change.name,
         "old": _plain(change.old),
         "new": _plain(change.new),
         "delta": change.delta,
     }
+    absent = [side for side in ("old", "new") if getattr(change, side) is ABSENT]
+    return found | ({"absent": absent[0]} if absent else {})
 
 
 def _table_dict(table: TableDiff) -> dict[str, Any]:

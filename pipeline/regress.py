@@ -52,6 +52,7 @@ import polars as pl
 
 from pipeline import calendar, results, schema
 from pipeline._regress_diff import (
+    ABSENT,
     CASES_DIR,
     REL_TOL,
     TIMING_FIELDS,
@@ -71,10 +72,10 @@ from pipeline.store import Store
 from pipeline.stream import Step
 
 __all__ = [
-    "CASES_DIR", "CONFIG_FILE", "GOLDEN_FILES", "KEYS", "REL_TOL", "TIMING_FIELDS", "Case",
-    "CaseDiff", "Change", "Outcome", "RowChange", "TableDiff", "check", "check_all", "compare",
-    "diff_summary", "diff_table", "discover", "load_cases", "rerun", "update", "update_all",
-    "update_command", "write_goldens",
+    "ABSENT", "CASES_DIR", "CONFIG_FILE", "GOLDEN_FILES", "KEYS", "REL_TOL", "TIMING_FIELDS",
+    "Case", "CaseDiff", "Change", "Outcome", "RowChange", "TableDiff", "check", "check_all",
+    "compare", "diff_summary", "diff_table", "discover", "load_cases", "rerun", "update",
+    "update_all", "update_command", "write_goldens",
 ]  # fmt: skip
 
 CONFIG_FILE = "config.toml"

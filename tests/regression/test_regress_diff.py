@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import polars as pl
@@ -96,6 +97,23 @@ def test_summary_diff_gives_old_new_and_delta_and_ignores_timings() -> None:
     assert changes["fill"].delta is None
     assert changes["cagr"].delta is None
     assert regress.diff_summary({"x": True}, {"x": 1}) == (regress.Change("x", True, 1),)
+
+
+def test_a_figure_one_side_lacks_reads_absent_not_null() -> None:
+    old, new = {"cagr": None, "sharpe": 1.5}, {"cagr": None, "sortino": None}
+    changes = {c.name: c for c in regress.diff_summary(old, new)}
+    assert sorted(changes) == ["sharpe", "sortino"]
+    assert changes["sharpe"].new is regress.ABSENT
+    assert changes["sortino"].old is regress.ABSENT
+    diff = regress.CaseDiff("demo", Path("cases/demo"), summary=tuple(changes.values()))
+    text = diff.describe()
+    assert "    sharpe   1.5 -> absent" in text.splitlines()
+    assert "    sortino  absent -> null" in text.splitlines()
+    found = {c["name"]: c for c in json.loads(json.dumps(diff.to_dict()))["summary"]}
+    assert found["sharpe"] == {"name": "sharpe", "old": 1.5, "new": None, "delta": None} | {
+        "absent": "new"
+    }
+    assert found["sortino"]["absent"] == "old"
 
 
 def test_describe_reads_as_a_diff_and_to_dict_is_json_ready() -> None:
