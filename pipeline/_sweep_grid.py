@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import inspect
 import itertools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +41,11 @@ Scalar = int | float | bool | str
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _KEY = re.compile(rf"{_NAME}(\.({_NAME}|\d+))*")
 _INT = re.compile(r"[+-]?\d+(_\d+)*")
-_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_DIGITS = r"\d+(_\d+)*"
+_FLOAT = re.compile(rf"[+-]?({_DIGITS}(\.({_DIGITS})?)?|\.{_DIGITS})([eE][+-]?{_DIGITS})?")
+#: Combinations a sweep runs at most unless told more (`plan`'s `limit`, ``--max-runs``):
+#: each is a whole backtest, and validating one alone takes ~1 ms.
+MAX_COMBINATIONS = 10_000
 _STRATEGY_KEYS = ("class", "params")
 
 
@@ -91,12 +96,13 @@ class SweepPlan:
 def parse_value(text: str) -> Scalar:
     """Return a grid value typed: ``true``/``false``, an integer, a float, else a string.
 
-    Quotes force a string (``'"10"'`` is the text ``10``).
+    Quotes force a string (``'"10"'`` is the text ``10``); digits may be grouped with
+    underscores, as in TOML and Python (``1_000.5``).
 
     Examples
     --------
-    >>> [parse_value(t) for t in ("5", "2.5e3", "true", "5m", '"10"')]
-    [5, 2500.0, True, '5m', '10']
+    >>> [parse_value(t) for t in ("5", "2.5e3", "true", "5m", '"10"', "1_000.5")]
+    [5, 2500.0, True, '5m', '10', 1000.5]
     """
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
@@ -106,7 +112,7 @@ def parse_value(text: str) -> Scalar:
     if _INT.fullmatch(text):
         return int(text.replace("_", ""))
     if _FLOAT.fullmatch(text):
-        return float(text)
+        return float(text.replace("_", ""))
     return text
 
 
@@ -123,7 +129,7 @@ def parse_grid(spec: str) -> GridEntry:
             f"--grid {spec!r}: {key!r} is not a dotted config key; join names (and list "
             "positions) with dots, e.g. strategy.params.fast, broker.cash or indicators.0.period"
         )
-    texts = [t.strip() for t in text.split(",")]
+    texts = _split(spec, key, text)
     if not all(texts):
         raise ConfigError(
             f"--grid {key}: {text!r} has an empty value; separate values with single commas, "
@@ -138,6 +144,30 @@ def parse_grid(spec: str) -> GridEntry:
     return GridEntry(key, values)
 
 
+def _split(spec: str, key: str, text: str) -> list[str]:
+    """Split `text` at the commas outside quotes ("a,b" and 'a,b' are one value)."""
+    parts: list[str] = []
+    current: list[str] = []
+    quote = ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == ",":
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    if quote:
+        raise ConfigError(
+            f"--grid {spec!r}: a {quote} quote is not closed; close it, e.g. "
+            f"--grid {key}='\"a,b\",c'"
+        )
+    parts.append("".join(current).strip())
+    return parts
+
+
 def expand(entries: Sequence[GridEntry]) -> list[dict[str, Scalar]]:
     """Return every combination of the entries' values (cartesian product, first slowest)."""
     keys = [e.key for e in entries]
@@ -150,19 +180,34 @@ def expand(entries: Sequence[GridEntry]) -> list[dict[str, Scalar]]:
 # --- 2. the plan ----------------------------------------------------------------------
 
 
-def plan(config: RunConfig, entries: Sequence[GridEntry], source: str = "<config>") -> SweepPlan:
+def plan(
+    config: RunConfig,
+    entries: Sequence[GridEntry],
+    source: str = "<config>",
+    *,
+    limit: int = MAX_COMBINATIONS,
+) -> SweepPlan:
     """Validate every value and combination of the grid over `config`; nothing runs yet.
 
     Each value is first checked alone, then each combination; either failing raises a
     `ConfigError` naming the grid entry and the fix. A combination the strategy refuses
     keeps its message as `Combination.error`, unless one of its values is refused in
-    every combination holding it: that value is refused like any other bad value.
+    every combination holding it: that value is refused like any other bad value. A
+    grid of more than `limit` combinations is refused before any is validated.
     """
     if not entries:
         raise ConfigError(
             "A sweep needs at least one --grid KEY=V1,V2,...; e.g. --grid strategy.params.fast=5,10"
         )
     _unique_keys(entries)
+    count = math.prod(len(e.values) for e in entries)
+    if count > limit:
+        sizes = " x ".join(str(len(e.values)) for e in entries)
+        raise ConfigError(
+            f"the grid makes {count:,} combinations ({sizes}), more than the {limit:,} a sweep "
+            f"runs unless told: each is a backtest. Use fewer values, or pass --max-runs {count} "
+            "to run them all."
+        )
     if not config.strategy:
         raise ConfigError(
             f"config {source!r} has no [strategy]: a sweep compares backtests; add a [strategy] "

@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline._sweep_grid import (
+    MAX_COMBINATIONS,
     Combination,
     GridEntry,
     SweepPlan,
@@ -60,6 +61,7 @@ from pipeline.errors import ConfigError, PipelineError, closest
 
 __all__ = [
     "FIGURES",
+    "MAX_COMBINATIONS",
     "STOPPED",
     "Combination",
     "GridEntry",

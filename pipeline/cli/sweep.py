@@ -67,6 +67,16 @@ def sweep_command(
             "default: a local Ray).",
         ),
     ] = None,
+    max_runs: Annotated[
+        int | None,
+        typer.Option(
+            "--max-runs",
+            min=1,
+            help="Refuse a grid of more combinations than this (each is a backtest; "
+            "default: 10,000).",
+            show_default=False,
+        ),
+    ] = None,
     root: RootOption = None,
     fmt: FormatOption = Format.table,
     out: Annotated[
@@ -97,7 +107,8 @@ def sweep_command(
         sweep.check_out(out)  # before the grid: planning a large one takes a while
     settings = load_config(config)
     entries = [sweep.parse_grid(spec) for spec in grid or []]
-    plan = sweep.plan(settings, entries, source=str(config))
+    limit = sweep.MAX_COMBINATIONS if max_runs is None else max_runs
+    plan = sweep.plan(settings, entries, source=str(config), limit=limit)
     sweep.check_sort(plan, sort)
     store_root = run_root(root, settings.data_root, config)
     run_id(settings, Store(store_root))  # the store holds the run's bars: fail before running

@@ -12,6 +12,7 @@ import pytest
 from cli_commands import sweep_args
 from typer.testing import CliRunner
 
+from pipeline import sweep
 from pipeline.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,6 +77,7 @@ def test_csv_prints_one_row_per_combination_with_the_error_column() -> None:
         (sweep_args("-g", f"{FAST}=5", "--sort", "sharp"), "did you mean 'sharpe'?"),
         (sweep_args("-g", f"{FAST}=5", "--workers", "0"), "--workers 0 is not valid"),
         (sweep_args(), "at least one --grid"),
+        (sweep_args("-g", f"{FAST}=5,6,7", "--max-runs", "2"), "pass --max-runs 3"),
         (["sweep", "missing.toml", "-g", f"{FAST}=5"], "does not exist"),
     ],
 )
@@ -116,6 +118,7 @@ def test_help_shows_an_example() -> None:
     result = runner.invoke(app, ["sweep", "--help"])
     assert result.exit_code == 0
     assert "Example: pipeline sweep" in result.stdout
+    assert f"default: {sweep.MAX_COMBINATIONS:,}" in " ".join(result.stdout.split())
 
 
 def test_quiet_leaves_stderr_empty_but_still_writes_and_prints(tmp_path: Path) -> None:

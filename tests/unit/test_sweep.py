@@ -31,6 +31,9 @@ def grid(*specs: str) -> list[sweep.GridEntry]:
         ("5", 5),
         ("-3", -3),
         ("1_000", 1000),
+        ("1_000.5", 1000.5),
+        ("2_5e1_0", 2.5e11),
+        ("1__0", "1__0"),
         ("2.5", 2.5),
         ("1e-3", 0.001),
         (".5", 0.5),
@@ -71,6 +74,24 @@ def test_grid_entry_holds_its_key_and_values_in_order() -> None:
 def test_malformed_grid_entry_says_how_to_write_it(spec: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         sweep.parse_grid(spec)
+
+
+def test_quoted_values_may_hold_commas() -> None:
+    entry = sweep.parse_grid("""strategy.class='a,b',"c, d",e""")
+    assert entry.values == ("a,b", "c, d", "e")
+
+
+def test_an_unclosed_quote_is_refused() -> None:
+    with pytest.raises(ConfigError, match="quote is not closed"):
+        sweep.parse_grid("""x="a,b""")
+
+
+def test_a_grid_over_the_limit_is_refused_before_validation() -> None:
+    entries = grid(f"{FAST}=1,2,3", f"{SLOW}=40,50")
+    with pytest.raises(ConfigError, match=r"makes 6 combinations \(3 x 2\).*--max-runs 6"):
+        sweep.plan(CONFIG, entries, SOURCE, limit=5)
+    assert len(sweep.plan(CONFIG, entries, SOURCE, limit=6).combinations) == 6
+    assert sweep.MAX_COMBINATIONS == 10_000
 
 
 def test_true_and_one_are_different_values() -> None:
