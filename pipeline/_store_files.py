@@ -140,6 +140,22 @@ def stage(tmp: Path, target: Path, frame: pl.DataFrame) -> None:
         raise StoreError(os_message(exc, target)) from exc
 
 
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """Yield a hidden path beside `path` to write; rename it to `path` when the block ends.
+
+    A reader never sees half a file, and the hidden one is removed whatever happens
+    (an `OSError` propagates for the caller to name the file).
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            tmp.unlink()  # NotADirectoryError: a file stands where a folder of `path` should
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + TMP_SUFFIX)
     with open(tmp, "wb") as handle:

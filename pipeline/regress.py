@@ -41,7 +41,6 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -64,6 +63,7 @@ from pipeline._regress_diff import (
     diff_table,
     update_command,
 )
+from pipeline._store_files import replacing
 from pipeline.catalog import Catalog
 from pipeline.config import RunConfig, load_config
 from pipeline.engine import backtest, strategy_from_config
@@ -346,14 +346,11 @@ def _write_text(text: str, path: Path) -> None:
 
 
 def _replace(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            write(tmp)
     except OSError as exc:
         raise InputError(f"Cannot write golden file '{path}': {exc}. Check the folder.") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # --- running cases ------------------------------------------------------------------

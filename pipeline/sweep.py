@@ -45,6 +45,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline._store_files import replacing
 from pipeline._sweep_grid import (
     MAX_COMBINATIONS,
     Combination,
@@ -374,19 +375,15 @@ def write_table(table: pa.Table, path: Path) -> None:
 
     check_out(path)
     frame = pl.DataFrame(table)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    suffix = path.suffix.lower()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            frame.write_csv(tmp)
-        elif suffix == ".json":
-            tmp.write_text(frame.write_json() + "\n", encoding="utf-8")
-        else:
-            frame.write_parquet(tmp)
-        tmp.replace(path)
+        with replacing(path) as tmp:
+            if suffix == ".csv":
+                frame.write_csv(tmp)
+            elif suffix == ".json":
+                tmp.write_text(frame.write_json() + "\n", encoding="utf-8")
+            else:
+                frame.write_parquet(tmp)
     except OSError as exc:
         raise StoreError(f"Cannot write {str(path)!r}: {exc}. Check --out.") from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            tmp.unlink()  # NotADirectoryError: a file stands where a folder of `path` should
