@@ -329,20 +329,9 @@ def write_goldens(outcome: Outcome) -> Path:
     """
     folder = outcome.case.path
     for name in KEYS:
-        _replace(folder / f"{name}.parquet", partial(_write_parquet, outcome.tables[name]))
-    text = json.dumps(dict(outcome.summary), sort_keys=True, indent=2) + "\n"
-    _replace(folder / SUMMARY_FILE, partial(_write_text, text))
+        _replace(folder / f"{name}.parquet", partial(results.write_parquet, outcome.tables[name]))
+    _replace(folder / SUMMARY_FILE, partial(results.write_json, dict(outcome.summary)))
     return folder
-
-
-def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    frame.write_parquet(
-        path, compression="zstd", compression_level=3, statistics=True, row_group_size=1 << 30
-    )
-
-
-def _write_text(text: str, path: Path) -> None:
-    path.write_text(text, encoding="utf-8")
 
 
 def _replace(path: Path, write: Callable[[Path], None]) -> None:

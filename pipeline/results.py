@@ -60,6 +60,8 @@ __all__ = [
     "read_run",
     "run_id",
     "summary",
+    "write_json",
+    "write_parquet",
     "write_run",
 ]
 
@@ -363,9 +365,9 @@ def write_run(
         if config.scanner is not None:
             tables["scans"] = results.get("scans", pl.DataFrame(schema=SCANS))
         for name, frame in tables.items():
-            _write_parquet(_with_run_id(frame, rid), tmp / f"{name}.parquet")
-        _write_json(canonical(config), tmp / "config.json")
-        _write_json(dict(summary), tmp / "summary.json")
+            write_parquet(_with_run_id(frame, rid), tmp / f"{name}.parquet")
+        write_json(canonical(config), tmp / "config.json")
+        write_json(dict(summary), tmp / "summary.json")
         if chart:
             from pipeline import report
 
@@ -384,14 +386,15 @@ def _with_run_id(frame: pl.DataFrame, rid: str) -> pl.DataFrame:
     return frame.with_columns(pl.lit(rid, dtype=pl.String).alias("run_id"))
 
 
-def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
+def write_parquet(frame: pl.DataFrame, path: Path) -> None:
     """Write with fixed options (one row group, zstd, statistics) so reruns are byte-identical."""
     frame.write_parquet(
         path, compression="zstd", compression_level=3, statistics=True, row_group_size=1 << 30
     )
 
 
-def _write_json(data: Mapping[str, Any], path: Path) -> None:
+def write_json(data: Mapping[str, Any], path: Path) -> None:
+    """Write sorted, indented JSON with a final newline: the same data, the same bytes."""
     path.write_text(json.dumps(data, sort_keys=True, indent=2) + "\n", encoding="utf-8")
 
 
