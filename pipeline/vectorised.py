@@ -535,8 +535,8 @@ def _with_lookback(seen: pl.DataFrame, lookback: int) -> pl.LazyFrame:
     """Return each planned session's rows after its symbol's `lookback` bars before it.
 
     `seen` holds the carried bars (session -1) and the planned sessions' bars in stream
-    order, with each row's position within its symbol (``_pos``). The bars before a
-    session are copied into its group (as carried rows, ``_row`` -1), first.
+    order, with each row's position within its symbol (``_pos``, dropped). The bars
+    before a session are copied into its group (as carried rows, ``_row`` -1), first.
     """
     first = pl.col(_POS)
     before = (
@@ -551,7 +551,7 @@ def _with_lookback(seen: pl.DataFrame, lookback: int) -> pl.LazyFrame:
         .with_columns(pl.lit(-1, pl.Int64).alias(_ROW))
         .select(seen.columns)
     )
-    return pl.concat([before, seen.lazy().filter(pl.col(_SESSION) >= 0)])
+    return pl.concat([before, seen.lazy().filter(pl.col(_SESSION) >= 0)]).drop(_POS)
 
 
 def _tail(frame: pl.LazyFrame, lookback: int | None) -> pl.LazyFrame:
