@@ -125,10 +125,8 @@ class BarCache:
         loaded (zero-copy slices): what a run will stream next, known up front in a
         backtest. `day` itself is loaded first when it is not.
         """
-        self._window(day, 0, include_day=True, part=part)
-        found = self._parts.get(part)
-        if found is None:
-            raise KeyError(f"{self.spec.interval} cache holds no part {part!r}")
+        self._window(day, 0, include_day=True, part=part)  # loads the chunk holding `day`
+        found = self._part(part)
         first, last = self._loaded
         at = self._days.index(day)
         return [
@@ -142,10 +140,14 @@ class BarCache:
             self._load(first, end - 1)
         if end <= first:
             return self._empty(part)
+        return self._part(part).between(first - self._loaded[0], end - self._loaded[0])
+
+    def _part(self, part: str) -> _BySession:
+        """Return the loaded chunk's `part`, indexed by session."""
         found = self._parts.get(part)
         if found is None:
             raise KeyError(f"{self.spec.interval} cache holds no part {part!r}")
-        return found.between(first - self._loaded[0], end - self._loaded[0])
+        return found
 
     def _load(self, first: int, last: int) -> None:
         span = self._span(first, last)
