@@ -12,7 +12,9 @@ count and date range, with a ``metadata.json``) and reused by later runs; withou
 
 The run is `flow.py`'s config (stream 1m, derive 5m/15m/1h; 5 sessions of 1m and 20 of
 1d history; 3 historical and 4 session indicators) with ``MovingAverageCross(10, 30,
-"1m")`` at 1/N of equity per symbol and 1e7 cash, done as ``pipeline run`` does it:
+"1m")`` at 1/N of equity per symbol and 1e7 cash (``--strategy touch``: `engine.py`'s
+event-style strategy that reads every revealed row's close at every step, no orders),
+done as ``pipeline run`` does it:
 `pipeline.engine.backtest`, then `results.summary` and `results.write_run` (a temporary
 runs folder). ``--phases 2-3`` (the default for ``large``) stops each session after
 phase 3 instead: no strategy, no activation, no stream.
@@ -46,6 +48,8 @@ YEAR = 2024
 STORE_FROM = dt.date(YEAR - 1, 11, 1)  # covers 20 sessions of 1d history before 2024
 BATCH = 50  # symbols generated and written at a time
 SEED = 7
+#: ``--strategy``: the crossover, or `engine.py`'s `TouchEveryBar` (every row read, no orders).
+STRATEGIES = ("cross", "touch")
 PHASES = {**FLOW_PHASES, "5": "5 stream + strategy"}  # flow.py's labels; phase 5 runs the strategy
 
 
@@ -93,15 +97,19 @@ def ensure_store(cache: Path, symbols: int, last: dt.date) -> Path:
 
 
 def run_config(
-    symbols: int, last: dt.date, strategy: bool, load_ahead: bool = True
+    symbols: int, last: dt.date, strategy: str | None, load_ahead: bool = True
 ) -> dict[str, Any]:
-    """Return flow.py's config over 2024 up to `last`, with the crossover when `strategy`."""
+    """Return flow.py's config over 2024 up to `last`, with `strategy` (`STRATEGIES`) if any."""
     settings: dict[str, Any] = {**config(symbols, YEAR, indicators=True), "end": str(last)}
     settings["name"] = "bench-phases"
     settings["load_ahead"] = load_ahead
-    if strategy:
+    if strategy == "cross":
         params = {"fast": 10, "slow": 30, "interval": "1m", "percent": 1 / symbols}
         settings["strategy"] = {"class": "pipeline.strategies:MovingAverageCross", "params": params}
+    elif strategy == "touch":
+        here = Path(__file__).resolve().parent
+        settings["strategy"] = {"class": f"{here / 'engine.py'}:TouchEveryBar"}
+    if strategy is not None:
         settings["broker"] = {"cash": 1e7}
     return settings
 
@@ -120,7 +128,13 @@ def _up_to_phase_3() -> Any:
 
 
 def child(
-    store: Path, symbols: int, last: dt.date, phases: str, load_ahead: bool = True
+    store: Path,
+    symbols: int,
+    last: dt.date,
+    phases: str,
+    *,
+    load_ahead: bool = True,
+    strategy: str = "cross",
 ) -> dict[str, Any]:
     """Run once; return per-phase seconds and rows, wall times and peak memory."""
     import polars as pl
@@ -131,7 +145,8 @@ def child(
     from pipeline.engine import backtest
     from pipeline.store import Store
 
-    settings = parse_config(run_config(symbols, last, phases == "all", load_ahead))
+    chosen = strategy if phases == "all" else None
+    settings = parse_config(run_config(symbols, last, chosen, load_ahead))
     catalog, out = Catalog(), {}
     start = time.perf_counter()
     if phases == "all":
@@ -192,7 +207,13 @@ def report(symbols: int, phases: str, r: dict[str, Any]) -> None:
 
 
 def measure(
-    cache: Path, symbols: int, sessions: int | None, phases: str, load_ahead: bool = True
+    cache: Path,
+    symbols: int,
+    sessions: int | None,
+    phases: str,
+    *,
+    load_ahead: bool = True,
+    strategy: str = "cross",
 ) -> None:
     """Build or reuse the store, run in a fresh process, print the table."""
     from _synthetic import child_env
@@ -200,7 +221,7 @@ def measure(
     last = run_days(sessions)["session"][-1]
     store = ensure_store(cache, symbols, last)
     command = [sys.executable, __file__, "--child", str(store), "--symbols", str(symbols)]
-    command += ["--last", str(last), "--phases", phases]
+    command += ["--last", str(last), "--phases", phases, "--strategy", strategy]
     command += [] if load_ahead else ["--no-load-ahead"]
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=child_env())
     if done.returncode:
@@ -219,6 +240,12 @@ def main() -> None:
     parser.add_argument("--phases", choices=["all", "2-3"], help="default: 2-3 for large")
     parser.add_argument("--store", help="cache folder for the generated stores")
     parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="cross",
+        help="the crossover (default) or an event-style strategy touching every row, no orders",
+    )
+    parser.add_argument(
         "--no-load-ahead", action="store_true", help="run with load_ahead = false (one chunk held)"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: the store to run on
@@ -228,15 +255,19 @@ def main() -> None:
     phases = args.phases or ("2-3" if args.size == "large" and not args.symbols else "all")
     if args.child:
         ahead = not args.no_load_ahead
-        print(json.dumps(child(Path(args.child), symbols, args.last, phases, ahead)))
+        found = child(
+            Path(args.child), symbols, args.last, phases, load_ahead=ahead, strategy=args.strategy
+        )
+        print(json.dumps(found))
         return
     if symbols < 1 or (args.sessions is not None and args.sessions < 1):
         raise SystemExit("--symbols and --sessions must be >= 1")
+    options = {"load_ahead": not args.no_load_ahead, "strategy": args.strategy}
     if args.store:
-        measure(Path(args.store), symbols, args.sessions, phases, not args.no_load_ahead)
+        measure(Path(args.store), symbols, args.sessions, phases, **options)
         return
     with tempfile.TemporaryDirectory(prefix="phases-") as tmp:
-        measure(Path(tmp), symbols, args.sessions, phases, not args.no_load_ahead)
+        measure(Path(tmp), symbols, args.sessions, phases, **options)
 
 
 if __name__ == "__main__":
