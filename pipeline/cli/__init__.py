@@ -15,6 +15,7 @@ from pipeline.cli import _common, data, regress, run, runs, sql, sweep
 
 app = typer.Typer(
     name="pipeline",
+    cls=_common.FlagGroup,
     help="A columnar backtest pipeline for intraday market bars.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -38,13 +39,13 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     verbose: Annotated[
-        int, _common.flag("--verbose", "-v", count=True, help="Show progress logs (-vv: debug).")
+        int, typer.Option("--verbose", "-v", count=True, help="Show progress logs (-vv: debug).")
     ] = 0,
-    quiet: Annotated[bool, _common.flag("--quiet", "-q", help="Show errors only.")] = False,
-    debug: Annotated[bool, _common.flag("--debug", help="Show tracebacks on errors.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show errors only.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     version: Annotated[  # noqa: ARG001 - handled by its eager callback
         bool,
-        _common.flag("--version", callback=_version, is_eager=True, help="Print the version."),
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
     """A columnar backtest pipeline for intraday market bars."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from pipeline.errors import PipelineError
 
@@ -63,13 +64,34 @@ FormatOption = Annotated[
 ]
 
 
-def flag(*names: str, help: str, **more: Any) -> Any:
-    """Return a ``typer.Option`` for a flag (or a ``count``): no value placeholder in --help.
+class FlagGroup(TyperGroup):
+    """A command group whose help shows no value placeholder beside a flag or a count.
 
     Typer shows ``<bool>`` beside a flag, as if it took a value (``--gaps true`` is an
-    error); an empty metavar leaves the column blank.
+    error), and ``<int>`` beside a count (``-vv``). This group blanks the placeholder of
+    every such option, its own and Typer's (``--help``, ``--install-completion``,
+    ``--show-completion``), on itself and on each command it hands out. Every
+    ``typer.Typer`` of the CLI uses it.
     """
-    return typer.Option(*names, help=help, metavar="", **more)
+
+    # Typer hands Click's own classes over (its vendored copy, in recent versions): typed Any.
+    def get_params(self, ctx: Any) -> Any:
+        return _blank_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not isinstance(command, FlagGroup):
+            _blank_flags([*command.params, command.get_help_option(ctx)])
+        return command
+
+
+def _blank_flags(params: list[Any]) -> list[Any]:
+    """Give each flag or count among `params` without a placeholder of its own an empty one."""
+    for param in params:
+        takes_none = getattr(param, "is_flag", False) or getattr(param, "count", False)
+        if takes_none and param.metavar is None:
+            param.metavar = ""
+    return params
 
 
 def resolve_root(root: Path | None) -> Path:

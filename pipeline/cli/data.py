@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pipeline.cli._common import (
+    FlagGroup,
     Format,
     FormatOption,
     RootOption,
     boundary,
-    flag,
     note,
     progress,
     render,
@@ -24,7 +24,7 @@ from pipeline.cli._common import (
 if TYPE_CHECKING:
     from pipeline.importing import ImportReport
 
-app = typer.Typer(help="Import, list and check the bar store.", no_args_is_help=True)
+app = typer.Typer(help="Import, list and check the bar store.", no_args_is_help=True, cls=FlagGroup)
 log = logging.getLogger("pipeline.cli")
 
 
@@ -65,10 +65,10 @@ def import_command(
         typer.Option("--calendar", help="Exchange MIC: warn about bars outside its hours."),
     ] = "XNYS",
     skip_invalid: Annotated[
-        bool, flag("--skip-invalid", help="Import the valid rows, report the rest.")
+        bool, typer.Option("--skip-invalid", help="Import the valid rows, report the rest.")
     ] = False,
     replace: Annotated[
-        bool, flag("--replace", help="Overwrite stored bars that conflict.")
+        bool, typer.Option("--replace", help="Overwrite stored bars that conflict.")
     ] = False,
     root: RootOption = None,
     fmt: FormatOption = Format.table,
@@ -187,12 +187,12 @@ def check_command(
         dt.datetime | None, typer.Option(help="Last session date.", formats=["%Y-%m-%d"])
     ] = None,
     sessions: Annotated[
-        bool, flag("--sessions", help="One row per symbol, interval and session.")
+        bool, typer.Option("--sessions", help="One row per symbol, interval and session.")
     ] = False,
     incomplete: Annotated[
-        bool, flag("--incomplete", help="With --sessions: only incomplete sessions.")
+        bool, typer.Option("--incomplete", help="With --sessions: only incomplete sessions.")
     ] = False,
-    gaps: Annotated[bool, flag("--gaps", help="List the runs of missing bars.")] = False,
+    gaps: Annotated[bool, typer.Option("--gaps", help="List the runs of missing bars.")] = False,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Check stored bars against the exchange calendar: quality and gaps per session.

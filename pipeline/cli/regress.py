@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipeline.cli._common import WIDTH, Format, boundary, flag, note, progress, render
+from pipeline.cli._common import WIDTH, Format, boundary, note, progress, render
 
 if TYPE_CHECKING:
     from pipeline.regress import CaseDiff
@@ -28,7 +28,9 @@ def regress_command(
     ] = None,
     update: Annotated[
         bool,
-        flag("--update", help="Rewrite the goldens from the rerun (after every case has run)."),
+        typer.Option(
+            "--update", help="Rewrite the goldens from the rerun (after every case has run)."
+        ),
     ] = False,
     cases_dir: Annotated[
         Path, typer.Option("--cases", help="Folder of regression cases.", show_default=True)

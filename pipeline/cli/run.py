@@ -13,7 +13,6 @@ from pipeline.cli._common import (
     FormatOption,
     RootOption,
     boundary,
-    flag,
     note,
     progress,
     render,
@@ -49,7 +48,7 @@ def run_command(
     ] = None,
     per_session: Annotated[
         bool,
-        flag("--sessions", help="Print one row of figures per session, not the summary."),
+        typer.Option("--sessions", help="Print one row of figures per session, not the summary."),
     ] = False,
     fmt: FormatOption = Format.table,
 ) -> None:

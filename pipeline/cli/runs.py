@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipeline.cli._common import Format, FormatOption, boundary, render
+from pipeline.cli._common import FlagGroup, Format, FormatOption, boundary, render
 from pipeline.cli.run import DEFAULT_RUNS, RunsOption, render_summary
 
 if TYPE_CHECKING:
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     help="List and show backtest runs (runs/<run_id>/).",
+    cls=FlagGroup,
     no_args_is_help=True,
 )
 

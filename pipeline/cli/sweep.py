@@ -13,7 +13,6 @@ from pipeline.cli._common import (
     FormatOption,
     RootOption,
     boundary,
-    flag,
     note,
     progress,
     render,
@@ -45,7 +44,7 @@ def sweep_command(
         str, typer.Option("--sort", help="Sort by this summary figure or grid key.")
     ] = "sharpe",
     ascending: Annotated[
-        bool, flag("--ascending", help="Sort smallest first (default: largest first).")
+        bool, typer.Option("--ascending", help="Sort smallest first (default: largest first).")
     ] = False,
     workers: Annotated[
         int | None,
@@ -57,7 +56,7 @@ def sweep_command(
         ),
     ] = None,
     use_ray: Annotated[
-        bool, flag("--ray", help="Run the combinations as Ray tasks (needs the ray extra).")
+        bool, typer.Option("--ray", help="Run the combinations as Ray tasks (needs the ray extra).")
     ] = False,
     ray_address: Annotated[
         str | None,

@@ -265,9 +265,9 @@ def test_flags_show_no_value_placeholder_in_help(path: tuple[str, ...]) -> None:
     result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    typed = [line.split()[1] for line in lines if "<bool>" in line]
-    assert set(typed) <= {"--help", "--install-completion", "--show-completion"}  # typer's own
+    assert not [line for line in lines if "<bool>" in line]  # ours and typer's own (--help)
     assert not [line for line in lines if "--verbose" in line and "<int>" in line]  # a count
+    assert any("--help" in line for line in lines)
 
 
 def test_the_command_groups() -> None:
