@@ -471,6 +471,19 @@ def test_slippage_makes_buys_pay_more_and_sells_get_less() -> None:
     assert only(broker.trades())["pnl"] == pytest.approx(-22.0)
 
 
+def test_a_sale_pays_its_commission_even_beyond_the_proceeds_leaving_a_debit() -> None:
+    broker = Broker(BrokerConfig(cash=10.0, commission=Fixed(1.0)))
+    step(broker, 0, flat("ACME", 9.0))
+    broker.market("ACME", 1)
+    step(broker, 1, flat("ACME", 9.0))  # all the cash: 9.0 + 1.0 commission
+    assert (broker.position("ACME"), broker.cash) == (1, 0.0)
+    broker.market("ACME", -1)  # an exit is never refused, whatever it costs
+    step(broker, 2, flat("ACME", 0.5))
+    assert broker.position("ACME") == 0
+    assert broker.cash == pytest.approx(-0.5)  # 0.5 of proceeds, 1.0 of commission
+    assert only(broker.trades())["pnl"] == pytest.approx(-10.5)
+
+
 def test_round_trip_pnl_and_return() -> None:
     broker = Broker(BrokerConfig(commission=Fixed(1.0)))
     step(broker, 0, flat("ACME", 10.0))
