@@ -108,3 +108,14 @@ def test_refused_statements_name_their_own_keyword_without_the_library_api() -> 
 def test_an_unknown_table_lists_the_store_views_too() -> None:
     code, _, stderr = sql("SELECT * FROM nope")
     assert_one_line_error(code, stderr, "Tables: bars, bars_1d, bars_1m, calendar_sessions")
+
+
+def test_json_writes_nan_and_infinite_floats_as_null_csv_and_table_spell_them() -> None:
+    statement = "SELECT 'nan'::DOUBLE a, '-inf'::DOUBLE b, NULL::DOUBLE c, 1.5::DOUBLE d"
+    code, out, stderr = sql(statement, "-f", "json")
+    assert code == 0, stderr
+    assert json.loads(out) == [{"a": None, "b": None, "c": None, "d": 1.5}]  # strict JSON
+    code, out, _ = sql(statement, "-f", "csv")
+    assert out.splitlines() == ["a,b,c,d", "NaN,-inf,,1.5"]
+    code, out, _ = sql(statement)
+    assert out.splitlines()[-1].split() == ["nan", "-inf", "1.5"]  # c is blank
