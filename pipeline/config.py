@@ -35,11 +35,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pipeline import _config_rules as rules
 from pipeline._config_rules import Problem, Table
 from pipeline.errors import ConfigError, PipelineError
+
+if TYPE_CHECKING:
+    from pipeline._broker_models import BrokerConfig
 
 #: Session indicator functions (`indicators`).
 INDICATOR_NAMES = ("sma", "ema", "wma", "rsi", "macd", "bbands", "atr", "stddev", "obv", "vwap")
@@ -168,6 +171,17 @@ class RunConfig:
     data_root: str | None = None
     load_ahead: bool = True  # build the next chunk while one streams (memory: two chunks)
 
+    def broker_config(self, source: str = "[broker]") -> BrokerConfig:
+        """Return the simulated broker's settings: `broker` checked, with the quality gate.
+
+        `source` names where a problem is (the config file when it is loaded).
+        """
+        from pipeline._broker_models import BrokerConfig
+
+        return BrokerConfig.from_mapping(
+            self.broker, min_quality=self.quality.min_for_entry, source=source
+        )
+
 
 # The keys a config file may hold are the fields of the dataclasses above.
 _TOP_KEYS = tuple(f.name for f in fields(RunConfig))
@@ -229,10 +243,7 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> RunConfig
     if problems or config is None:
         raise ConfigError("; ".join(p.render(source) for p in problems))
     if "broker" in data:  # checked here, not first when the run starts (or never, without one)
-        from pipeline._broker_models import BrokerConfig
-
-        min_quality = config.quality.min_for_entry
-        BrokerConfig.from_mapping(config.broker, min_quality=min_quality, source=source)
+        config.broker_config(source)
     return config
 
 

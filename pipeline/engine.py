@@ -57,7 +57,7 @@ import numpy.typing as npt
 import polars as pl
 
 from pipeline._broker_models import BarRows
-from pipeline.broker import Broker, BrokerConfig
+from pipeline.broker import Broker
 from pipeline.catalog import Catalog, get_catalog
 from pipeline.config import RunConfig, config_hash
 from pipeline.errors import ConfigError, PipelineError, StrategyError
@@ -173,11 +173,8 @@ class Engine:
         if isinstance(self.strategy, VectorisedStrategy):
             with self._strategy_code("in signals"):
                 self._vectorised = VectorisedRunner(self.strategy)
-        broker = BrokerConfig.from_mapping(
-            config.broker, min_quality=config.quality.min_for_entry, source="[broker]"
-        )
         self.run_id = config_hash(config)
-        self.broker = Broker(broker, run_id=self.run_id)
+        self.broker = Broker(config.broker_config(), run_id=self.run_id)
         finest = min(Interval.parse(s) for s in config.streams)
         _check_interval(self.strategy, config.streams)
         self.ctx = Context(self.catalog, self.broker, base=str(finest), before_order=self._gate)

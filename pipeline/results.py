@@ -168,7 +168,7 @@ def summary(
     sessions
         The catalog's ``sessions`` table, for the seconds per phase.
     """
-    broker = BrokerConfig.from_mapping(config.broker, source="[broker]")
+    broker = config.broker_config()
     equity, trades, fills = results["equity"], results["trades"], results["fills"]
     daily = equity_sessions(equity, broker.cash, config.calendar)
     out: dict[str, Any] = {
