@@ -2,8 +2,10 @@
 
 Builds a store of N symbols x ~4 months of 1m bars in a temporary folder, then
 times, on one chunk of sessions (the loader's lookback + `CHUNK_SESSIONS`), each
-stage of `BarCache._load` separately (each collected on its own) and the whole load
-as `BarCache` runs it. Prints seconds and base bars/s per stage (best of `--repeat`).
+stage of `BarCache._load` separately (each collected on its own), each session
+indicator alone, and the whole load as `BarCache` runs it; then two floors: the
+chunk's Parquet read alone and one plain 1m -> 5m ``group_by_dynamic`` from memory.
+Prints seconds and base bars/s per stage (best of `--repeat`).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from _synthetic import build_store
 from flow import config
 
 from pipeline import calendar, history, indicators, schema, session
-from pipeline.config import parse_config
+from pipeline.config import Indicator, parse_config
 from pipeline.intervals import Interval
 from pipeline.loader import BARS, CHUNK_SESSIONS, BarCache, LoadSpec
+from pipeline.store import Store
 
 DERIVED = (Interval.parse("5m"), Interval.parse("15m"), Interval.parse("1h"))
 BASE = Interval.parse("1m")
@@ -46,8 +49,6 @@ def main() -> None:
     first, last = dt.date(2024, 1, 1), dt.date(2024, 4, 30)
     with tempfile.TemporaryDirectory() as root:
         build_store(Path(root), args.symbols, first, last)
-        from pipeline.store import Store
-
         store = Store(root)
         days = calendar.sessions("XNYS", first, last)
         names = tuple(f"S{i:04d}" for i in range(args.symbols))
@@ -106,20 +107,59 @@ def main() -> None:
                 best(args.repeat, lambda: values.collect(engine="in-memory"))[0],
             ),
         ]
+        alone += _each_indicator(both, specs, args.repeat)
         secs = best(args.repeat, lambda: pl.collect_all([order, values], engine="in-memory"))[0]
         rows.append(("order + indicators", secs))
+        floors = _floors(store, chunk, bars, symbol_type=enum, repeat=args.repeat)
 
         def load() -> None:
             cache().window(chunk["session"][-1], 0, include_day=True, part=BARS)
 
         whole = best(args.repeat, load)[0]
     print(f"chunk: {chunk.height} sessions, {n:,} 1m bars, {args.symbols} symbols")
-    print(f"{'stage':<26} {'seconds':>8} {'base bars/s':>14}")
-    for name, secs in [*rows, *alone]:
-        print(f"{name:<26} {secs:>8.3f} {n / secs:>14,.0f}")
     total = sum(s for _, s in rows)
-    print(f"{'sum of stages':<26} {total:>8.3f} {n / total:>14,.0f}")
-    print(f"{'BarCache._load (whole)':<26} {whole:>8.3f} {n / whole:>14,.0f}")
+    summed = [("sum of stages", total), ("BarCache._load (whole)", whole)]
+    _table(n, [*rows, *alone, *summed, ("floors (what no stage can beat):", 0.0), *floors])
+
+
+def _table(n: int, rows: list[tuple[str, float]]) -> None:
+    """Print seconds and base bars/s per row (a row of 0 seconds is a heading)."""
+    print(f"{'stage':<26} {'seconds':>8} {'base bars/s':>14}")
+    for name, secs in rows:
+        print(f"{name:<26} {secs:>8.3f} {n / secs:>14,.0f}" if secs else name)
+
+
+def _each_indicator(
+    both: pl.LazyFrame, specs: tuple[Indicator, ...], repeat: int
+) -> list[tuple[str, float]]:
+    """Time each session indicator computed alone over the chunk's bars."""
+    out = []
+    for spec in specs:
+        plan = indicators.compute(both, [spec], carry=("session",))
+        secs = best(repeat, lambda p=plan: p.collect(engine="in-memory"))[0]
+        out.append((f"    {spec.name} {spec.interval}", secs))
+    return out
+
+
+def _floors(
+    store: Store, chunk: pl.DataFrame, bars: pl.DataFrame, *, symbol_type: pl.Enum, repeat: int
+) -> list[tuple[str, float]]:
+    """Time the chunk's Parquet read alone and one plain 1m -> 5m resample from memory."""
+    first = chunk["session"][0] - dt.timedelta(days=1)
+    last = chunk["session"][-1] + dt.timedelta(days=1)
+    names = tuple(symbol_type.categories.to_list())
+    plan = store.read(BASE, names, first, last, symbol_type=symbol_type)
+    read = best(repeat, lambda: plan.collect(engine="streaming"))[0]
+    five = bars.lazy().group_by_dynamic("ts", every="5m", group_by="symbol")
+    ohlcv = five.agg(
+        pl.col("open").first(),
+        pl.col("high").max(),
+        pl.col("low").min(),
+        pl.col("close").last(),
+        pl.col("volume").sum(),
+    )
+    resample = best(repeat, lambda: ohlcv.collect(engine="in-memory"))[0]
+    return [("  Parquet read alone", read), ("  plain 1m->5m resample", resample)]
 
 
 if __name__ == "__main__":
