@@ -48,10 +48,10 @@ class MovingAverageCross(Strategy):
         symbol: str | None = None,
         percent: float = 1.0,
     ) -> None:
-        check_cross("MovingAverageCross", fast, slow, interval, percent)
+        checked = check_cross("MovingAverageCross", fast, slow, interval, percent)
         super().__init__(fast=fast, slow=slow, interval=interval, symbol=symbol, percent=percent)
-        self.fast, self.slow, self.interval = int(fast), int(slow), str(Interval.parse(interval))
-        self.symbol, self.percent = symbol, float(percent)
+        self.fast, self.slow, self.interval, self.percent = checked
+        self.symbol = symbol
         self._averages: dict[str, _Averages] = {}
         self._crosses: _Crosses | None = None  # with many symbols, instead of _averages
 
@@ -232,10 +232,13 @@ def is_whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_cross(name: str, fast: object, slow: object, interval: str, percent: object) -> None:
-    """Raise `ConfigError` unless the parameters of a moving-average crossover are usable.
+def check_cross(
+    name: str, fast: object, slow: object, interval: str, percent: object
+) -> tuple[int, int, str, float]:
+    """Return a moving-average crossover's (fast, slow, interval, percent), normalised.
 
-    Shared by the event and vectorised crossovers so both accept exactly the same.
+    Raise `ConfigError` unless they are usable. Shared by the event and vectorised
+    crossovers so both accept, and hold, exactly the same.
     """
     if not (is_whole(fast) and is_whole(slow) and 1 <= fast < slow):  # type: ignore[operator]
         raise ConfigError(
@@ -244,4 +247,4 @@ def check_cross(name: str, fast: object, slow: object, interval: str, percent: o
         )
     if not (isinstance(percent, int | float) and 0 < percent <= 1):
         raise ConfigError(f"{name} percent must be in (0, 1], found {percent!r}; 1.0 is all-in.")
-    Interval.parse(interval)
+    return int(fast), int(slow), str(Interval.parse(interval)), float(percent)  # type: ignore[call-overload]

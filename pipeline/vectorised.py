@@ -220,11 +220,10 @@ class VectorisedMovingAverageCross(VectorisedStrategy):
         symbol: str | None = None,
         percent: float = 1.0,
     ) -> None:
-        check_cross("VectorisedMovingAverageCross", fast, slow, interval, percent)
+        checked = check_cross("VectorisedMovingAverageCross", fast, slow, interval, percent)
         super().__init__(fast=fast, slow=slow, interval=interval, symbol=symbol, percent=percent)
-        self.fast, self.slow = int(fast), int(slow)
-        self.interval, self.symbol = str(Interval.parse(interval)), symbol
-        self.lookback, self.percent = self.slow, float(percent)
+        self.fast, self.slow, self.interval, self.percent = checked
+        self.symbol, self.lookback = symbol, self.slow
 
     def columns(self) -> dict[str, pl.Expr]:
         """Return the crossing state: the sign of SMA(fast) - SMA(slow), 0 on a tie."""
