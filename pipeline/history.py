@@ -35,15 +35,20 @@ def derive_intervals(
 
 
 def assess(
-    bars: pl.LazyFrame, sessions: pl.DataFrame, interval: Interval, inherit: Sequence[Interval]
+    bars: pl.LazyFrame,
+    sessions: pl.DataFrame,
+    interval: Interval,
+    inherit: Sequence[Interval],
+    symbols: pl.LazyFrame | None = None,
 ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """Phase 2.3: quality and gaps of one history interval against the calendar.
 
     Intervals derived from it (`inherit`) get the same quality rows under their name:
-    a derived bar is only as good as the base bars it is made of.
+    a derived bar is only as good as the base bars it is made of. `symbols`: as in
+    `quality.quality`.
     """
     slots = calendar.slots(sessions, interval)
-    rows = quality.quality(bars, slots, str(interval))
-    holes = quality.gaps(bars, slots, str(interval))
+    rows = quality.quality(bars, slots, str(interval), symbols)
+    holes = quality.gaps(bars, slots, str(interval), symbols)
     inherited = [rows.with_columns(interval=pl.lit(str(iv))) for iv in inherit]
     return pl.concat([rows, *inherited]), holes

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
@@ -43,6 +44,8 @@ _PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-prefe
 BARS, QUALITY, GAPS, TABLE, INDICATORS = "bars", "quality", "gaps", "table", "indicators"
 #: The catalog table each part feeds (bars of every interval: ``history_bars``).
 _TABLES = {QUALITY: "quality", GAPS: "gaps", TABLE: "session_bars", INDICATORS: "indicators"}
+#: Parts built only for the sessions a run streams, not carried from one chunk to the next.
+_STREAMED = (TABLE, INDICATORS)
 
 
 @dataclass(frozen=True)
@@ -153,13 +156,21 @@ class BarCache:
         span = self._span(first, last)
         parts = self._prefetched(span)
         if parts is None:
+            carry = self._carry(span, self._loaded, self._parts)
             self._parts = {}  # let the previous chunk go before the next one loads
-            parts = self._build(span)
+            parts = self._build(span, carry)
+        previous = span, parts
         self._parts, self._loaded = parts, span
         # The next window a run asks for is the session after this chunk with its lookback.
         if self._prefetch and span[1] < len(self._days) - 1:
             ahead = self._span(span[1] + 1 - self.spec.lookback, span[1] + 1)
-            self._next = (ahead, _PREFETCH.submit(self._build, ahead))
+            self._next = (ahead, _PREFETCH.submit(self._build_after, ahead, *previous))
+
+    def _build_after(
+        self, span: tuple[int, int], loaded: tuple[int, int], parts: dict[str, _BySession]
+    ) -> dict[str, _BySession]:
+        """Build `span`, carrying over what it shares with the chunk `loaded` (`parts`)."""
+        return self._build(span, self._carry(span, loaded, parts))
 
     def _span(self, first: int, last: int) -> tuple[int, int]:
         """Return the session positions [first, stop] a load for sessions [first, last] holds.
@@ -181,16 +192,59 @@ class BarCache:
             return None
         return ahead[1].result()
 
-    def _build(self, span: tuple[int, int]) -> dict[str, _BySession]:
-        """Load the sessions at positions [first, stop] and index every part by session."""
+    def _carry(
+        self, span: tuple[int, int], loaded: tuple[int, int], parts: dict[str, _BySession]
+    ) -> _Carry | None:
+        """Return copies of the parts of `loaded` sessions that `span` starts with, if any.
+
+        A chunk's first sessions are the lookback, which the previous chunk (its last
+        sessions) holds already: their bars, derived bars, quality and gaps are copied
+        over instead of read and computed again (each is per session). Not their session
+        tables or indicator values: the run streamed those sessions already. Nothing is
+        carried when an interval is not intraday (a weekly bar spans sessions).
+        """
+        first, last = span
+        shared = min(last, loaded[1]) - first + 1
+        intraday = all(iv.is_intraday for iv in (self.spec.interval, *self._derive_to))
+        if not parts or not intraday or first < loaded[0] or shared < 1 or shared > last - first:
+            return None
+        at = first - loaded[0]
+        kept = {k: v.between(at, at + shared) for k, v in parts.items() if k not in _STREAMED}
+        # Gathered, not sliced: a slice would keep the whole previous chunk in memory.
+        return _Carry(shared, {k: v[np.arange(v.height)] for k, v in kept.items()})
+
+    def _build(self, span: tuple[int, int], carry: _Carry | None = None) -> dict[str, _BySession]:
+        """Load the sessions at positions [first, stop] and index every part by session.
+
+        With `carry`, the first sessions' parts come from it (session tables and indicator
+        values are built for the other sessions only, the indicators still warmed up over
+        all of them).
+        """
         first, stop = span
         days = self._sessions.slice(first, stop - first + 1)
-        bars = self._read(days)
-        parts = {BARS: bars, **self._chunk_parts(bars.lazy(), days)}
+        new_days = days if carry is None else days.slice(carry.sessions)
+        bars = self._read(new_days)
+        before = None if carry is None else carry.parts[BARS]
+        parts = {BARS: bars, **self._chunk_parts(bars.lazy(), new_days, before)}
+        if carry is not None:
+            # The carried parts went through `conform` (their quality symbols are Enums).
+            parts = {
+                k: pl.concat([carry.parts[k], self._conformed(k, v)]) for k, v in parts.items()
+            }
         if self._specs is not None:
-            parts.update(self._session_parts(parts))
+            since = None if carry is None else self._midnight(new_days["session"][0])
+            parts.update(self._session_parts(parts, since))
         log.debug("Loaded %d %s bars for %d sessions", bars.height, self.spec.interval, days.height)
-        return {k: self._by_session(k, v, days["session"]) for k, v in parts.items()}
+        carried = 0 if carry is None else carry.sessions
+        return {
+            k: self._by_session(k, v, days["session"], carried if k in _STREAMED else 0)
+            for k, v in parts.items()
+        }
+
+    def _midnight(self, day: dt.date) -> dt.datetime:
+        """Return the instant `day` starts at the exchange: its first bar is at or after it."""
+        local = dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(calendar.timezone(self._mic)))
+        return local.astimezone(dt.UTC)
 
     def _empty(self, part: str) -> pl.DataFrame:
         found = self._empties.get(part)
@@ -201,20 +255,35 @@ class BarCache:
             self._empties[part] = found
         return found
 
-    def _by_session(self, part: str, frame: pl.DataFrame, days: pl.Series) -> _BySession:
-        """Index `frame` by session; conform it as the catalog table it feeds (if asked)."""
-        index = _BySession(frame, days)
+    def _by_session(
+        self, part: str, frame: pl.DataFrame, days: pl.Series, skip: int = 0
+    ) -> _BySession:
+        """Index `frame` by session; conform it as the catalog table it feeds (if asked).
+
+        `skip`: the first sessions of `days` that `frame` has no rows for, not even empty.
+        """
+        index = _BySession(frame, days, skip)
         if part == INDICATORS:
             index.frame = frame.drop("session")
         if self._conform is not None:
-            index.frame = self._conform(_TABLES.get(part, "history_bars"), index.frame)
-            if part in (TABLE, INDICATORS):  # once per chunk, so each session loads unchecked
+            index.frame = self._conformed(part, index.frame)
+            if part in _STREAMED:  # once per chunk, so each session loads unchecked
                 index.frame = check_session_order(index.frame)
         return index
 
-    def _chunk_parts(self, bars: pl.LazyFrame, days: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    def _conformed(self, part: str, frame: pl.DataFrame) -> pl.DataFrame:
+        """Return `frame` as the catalog table `part` feeds (itself without `conform`)."""
+        if self._conform is None:
+            return frame
+        return self._conform(_TABLES.get(part, "history_bars"), frame)
+
+    def _chunk_parts(
+        self, bars: pl.LazyFrame, days: pl.DataFrame, before: pl.DataFrame | None = None
+    ) -> dict[str, pl.DataFrame]:
         """Derive the chunk's intervals and assess its quality and gaps (phases 2.3, 2.4).
 
+        `before`: the bars of the chunk's earlier sessions, carried over: quality and gaps
+        cover the symbols of those too, as they would in one computation over all.
         The plans are collected together, so Polars computes what they share once.
         """
         plans: dict[str, pl.LazyFrame] = {}
@@ -224,25 +293,33 @@ class BarCache:
             )
             plans[str(target)] = derived.sort("session", "symbol", "ts", maintain_order=True)
         if self._assess:
-            q, g = history.assess(bars, days, self.spec.interval, ())
+            symbols = None
+            if before is not None:
+                both = pl.concat([before.lazy().select("symbol"), bars.select("symbol")])
+                symbols = both.unique()
+            q, g = history.assess(bars, days, self.spec.interval, (), symbols)
             plans[QUALITY] = q.sort("session", "symbol", maintain_order=True)
             plans[GAPS] = g.sort("session", "symbol", "start", maintain_order=True)
         frames = pl.collect_all(list(plans.values()), engine="in-memory")
         return dict(zip(plans, frames, strict=True))
 
-    def _session_parts(self, parts: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    def _session_parts(
+        self, parts: dict[str, pl.DataFrame], since: dt.datetime | None
+    ) -> dict[str, pl.DataFrame]:
         """Build the chunk's session tables and indicator values (phase 3, per chunk).
 
         Indicators run over the whole chunk, whose first sessions are the warm-up
-        (the history lookback), so every value depends only on earlier bars.
+        (the history lookback), so every value depends only on earlier bars. With
+        `since`, only the bars from then on get a session table and indicator values.
         """
         intervals = [self.spec.interval, *self._derive_to]
         both = pl.concat([parts[BARS], *(parts[str(iv)] for iv in self._derive_to)]).lazy()
-        plans = {TABLE: session.order(both, intervals)}
+        streamed = both if since is None else both.filter(pl.col("ts") >= since)
+        plans = {TABLE: session.order(streamed, intervals)}
         if self._specs:
             warm_up = both.head(0)  # the chunk's first sessions are the warm-up already
             plans[INDICATORS] = session.session_indicators(
-                warm_up, both, self._specs, None, carry=("session",)
+                warm_up, both, self._specs, since, carry=("session",)
             )
         frames = pl.collect_all(list(plans.values()), engine="in-memory")
         out = dict(zip(plans, frames, strict=True))
@@ -287,17 +364,34 @@ def chunk_sessions(spec: LoadSpec) -> int:
     return max(CHUNK_SESSIONS, CHUNK_BARS // per_session)
 
 
-class _BySession:
-    """A frame sorted by ``session``, sliced by session positions without copying."""
+@dataclass(frozen=True)
+class _Carry:
+    """Parts of a chunk's first `sessions` sessions, copied from the previous chunk."""
 
-    def __init__(self, frame: pl.DataFrame, days: pl.Series) -> None:
-        self.frame = frame
+    sessions: int
+    parts: dict[str, pl.DataFrame]
+
+
+class _BySession:
+    """A frame sorted by ``session``, sliced by session positions without copying.
+
+    The first `skip` sessions were not built (carried into a chunk that has streamed
+    them already): asking for them is an error, not an empty frame.
+    """
+
+    def __init__(self, frame: pl.DataFrame, days: pl.Series, skip: int = 0) -> None:
+        self.frame, self._skip = frame, skip
         # Session i starts at the first row whose session is >= days[i] (a binary search).
         starts = frame["session"].search_sorted(days.sort(), side="left").to_numpy()
         self._offsets = np.append(starts, frame.height).astype(np.int64)
 
     def between(self, first: int, end: int) -> pl.DataFrame:
         """Return the rows of session positions [first, end)."""
+        if first < self._skip and end > first:
+            raise LookupError(
+                f"Sessions {first}-{self._skip - 1} of this chunk were carried from the "
+                "previous one without session tables; a run streams sessions in order."
+            )
         lo, hi = int(self._offsets[first]), int(self._offsets[end])
         return self.frame.slice(lo, hi - lo)
 

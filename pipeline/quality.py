@@ -15,7 +15,9 @@ from pipeline.intervals import Interval
 from pipeline.schema import QUALITY_SUMMARY
 
 
-def quality(bars: pl.LazyFrame, slots: pl.LazyFrame, interval: str) -> pl.LazyFrame:
+def quality(
+    bars: pl.LazyFrame, slots: pl.LazyFrame, interval: str, symbols: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """Count the slots holding a bar, per symbol of `bars` and session of `slots`.
 
     Parameters
@@ -27,6 +29,9 @@ def quality(bars: pl.LazyFrame, slots: pl.LazyFrame, interval: str) -> pl.LazyFr
         Expected bar opens (`schema.SLOTS`), as `pipeline.calendar.slots` returns.
     interval
         The bars' interval, written to the ``interval`` column.
+    symbols
+        The symbols to report (one column ``symbol``, in the dtype of `bars`), when they
+        are not those of `bars`: e.g. the symbols of a wider range of bars.
 
     Returns
     -------
@@ -37,7 +42,7 @@ def quality(bars: pl.LazyFrame, slots: pl.LazyFrame, interval: str) -> pl.LazyFr
     """
     Interval.parse(interval)
     return (
-        _counts(bars, slots)
+        _counts(bars, slots, symbols)
         .select(
             pl.col("symbol").cast(pl.String),
             interval=pl.lit(interval, dtype=pl.String),
@@ -51,11 +56,14 @@ def quality(bars: pl.LazyFrame, slots: pl.LazyFrame, interval: str) -> pl.LazyFr
     )
 
 
-def gaps(bars: pl.LazyFrame, slots: pl.LazyFrame, interval: str) -> pl.LazyFrame:
+def gaps(
+    bars: pl.LazyFrame, slots: pl.LazyFrame, interval: str, symbols: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """Find the runs of consecutive missing slots, per symbol of `bars` and session of `slots`.
 
     Slots are adjacent when they follow each other in slot order within a session,
-    so a lunch break does not split a run; a run never crosses a session.
+    so a lunch break does not split a run; a run never crosses a session. `symbols`
+    as in `quality`.
 
     Returns
     -------
@@ -68,7 +76,7 @@ def gaps(bars: pl.LazyFrame, slots: pl.LazyFrame, interval: str) -> pl.LazyFrame
     # A run of missing slots has a constant slot position minus rank among the missing.
     run = pl.col("position") - pl.col("position").rank("ordinal").over("symbol", "session")
     return (
-        _missing(bars, slots, _incomplete(bars, slots))
+        _missing(bars, slots, _incomplete(bars, slots, symbols))
         .group_by("symbol", "session", run.alias("run"))
         .agg(start=pl.col("ts").min(), last=pl.col("ts").max(), missing=pl.len())
         .select(
@@ -114,8 +122,10 @@ def _symbols(bars: pl.LazyFrame) -> pl.LazyFrame:
     return bars.select("symbol").unique()
 
 
-def _counts(bars: pl.LazyFrame, slots: pl.LazyFrame) -> pl.LazyFrame:
-    """Per symbol of `bars` and session of `slots`: ``expected`` slots, ``present`` ones.
+def _counts(
+    bars: pl.LazyFrame, slots: pl.LazyFrame, symbols: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """Per symbol of `bars` (or `symbols`) and session of `slots`: ``expected``, ``present`` slots.
 
     The same plan serves `quality` and `gaps`, so collecting both together computes
     it once. Symbols keep their dtype here (an Enum is cheaper to hash than a String).
@@ -129,16 +139,18 @@ def _counts(bars: pl.LazyFrame, slots: pl.LazyFrame) -> pl.LazyFrame:
     )
     expected = grid.group_by("session").agg(expected=pl.len().cast(pl.UInt32))
     return (
-        _symbols(bars)
+        (_symbols(bars) if symbols is None else symbols)
         .join(expected, how="cross")
         .join(present, on=["symbol", "session"], how="left")
         .with_columns(pl.col("present").fill_null(0))
     )
 
 
-def _incomplete(bars: pl.LazyFrame, slots: pl.LazyFrame) -> pl.LazyFrame:
+def _incomplete(
+    bars: pl.LazyFrame, slots: pl.LazyFrame, symbols: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """Return the (symbol, session) pairs missing at least one slot: where gaps can be."""
-    counts = _counts(bars, slots)
+    counts = _counts(bars, slots, symbols)
     return counts.filter(pl.col("present") < pl.col("expected")).select("symbol", "session")
 
 

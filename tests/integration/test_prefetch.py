@@ -1,4 +1,5 @@
-"""Loading the next chunk in the background changes no value, only when it is computed."""
+"""Loading the next chunk in the background, or carrying its lookback sessions over from the
+previous chunk, changes no value: only when and how often it is computed."""
 
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ DAYS = calendar.sessions("XNYS", dt.date(2024, 6, 25), dt.date(2024, 7, 10))  # 
 PARTS = (BARS, "5m", "15m", QUALITY, GAPS, TABLE, INDICATORS)
 
 
-def _cache(*, prefetch: bool) -> BarCache:
+def _cache(*, prefetch: bool, store: Store = STORE) -> BarCache:
     base = Interval.parse("1m")
     return BarCache(
-        STORE,
+        store,
         LoadSpec(base, base, CONFIG.symbols, 5),
         DAYS,
         "XNYS",
@@ -78,9 +79,9 @@ def test_the_next_chunk_is_loaded_ahead_and_used(
     built: list[tuple[int, int]] = []
     build = BarCache._build
 
-    def counted(self: BarCache, span: tuple[int, int]) -> dict[str, object]:
+    def counted(self: BarCache, span: tuple[int, int], carry: Any = None) -> dict[str, object]:
         built.append(span)
-        return build(self, span)  # type: ignore[return-value]
+        return build(self, span, carry)  # type: ignore[return-value]
 
     monkeypatch.setattr(BarCache, "_build", counted)
     cache = _cache(prefetch=True)
@@ -96,10 +97,10 @@ def test_a_failed_load_ahead_raises_when_its_chunk_is_needed(
 ) -> None:
     build = BarCache._build
 
-    def failing(self: BarCache, span: tuple[int, int]) -> dict[str, object]:
+    def failing(self: BarCache, span: tuple[int, int], carry: Any = None) -> dict[str, object]:
         if span[0] > 0:
             raise OSError(f"disk gone while reading sessions {span}")
-        return build(self, span)  # type: ignore[return-value]
+        return build(self, span, carry)  # type: ignore[return-value]
 
     monkeypatch.setattr(BarCache, "_build", failing)
     cache = _cache(prefetch=True)
@@ -151,3 +152,61 @@ def test_a_run_without_loading_ahead_gives_the_same_results_and_id(
     assert ahead["orders"].height > 0
     off = dataclasses.replace(CONFIG, load_ahead=False)
     assert config_hash(off) == config_hash(CONFIG)
+
+
+@pytest.fixture
+def gappy_store(tmp_path: Path) -> Store:
+    """The sample's 1m bars without TINY's on two sessions: a chunk whose new sessions
+    lack a symbol its carried sessions have."""
+    bars = STORE.read("1m").collect()
+    dropped = DAYS["session"].to_list()[7:9]
+    day = pl.col("ts").dt.convert_time_zone("America/New_York").dt.date()
+    keep = ~((pl.col("symbol") == "TINY") & day.is_in(dropped))
+    store = Store(tmp_path / "store")
+    store.write("1m", bars.filter(keep))
+    return store
+
+
+def test_carried_sessions_equal_sessions_computed_again(
+    small_chunks: None, gappy_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    carried: list[int] = []
+    carry = BarCache._carry
+
+    def counted(self: BarCache, *args: object) -> object:
+        found = carry(self, *args)  # type: ignore[arg-type]
+        carried.append(0 if found is None else found.sessions)
+        return found
+
+    monkeypatch.setattr(BarCache, "_carry", counted)
+    got = _windows(_cache(prefetch=False, store=gappy_store), DAYS["session"].to_list()[5:])
+    assert sum(carried) >= 10  # two chunks or more carried their 5-session lookback
+    monkeypatch.setattr(BarCache, "_carry", lambda *_: None)
+    want = _windows(_cache(prefetch=False, store=gappy_store), DAYS["session"].to_list()[5:])
+    for a, b in zip(got, want, strict=True):
+        assert_frame_equal(a, b, check_exact=True)
+    quality = pl.concat(got[3::7])
+    missing = quality.filter(pl.col("symbol") == "TINY", pl.col("present") == 0)
+    assert missing["session"].unique().sort().to_list() == DAYS["session"].to_list()[7:9]
+
+
+def test_a_carried_session_has_no_session_table_to_give(small_chunks: None) -> None:
+    cache = _cache(prefetch=False)
+    days = DAYS["session"].to_list()
+    for day in days[5:8]:  # the second chunk (sessions 2-8) carries 2-6 from the first
+        cache.window(day, 5, include_day=False)
+        assert cache.window(day, 0, include_day=True, part=TABLE).height > 0
+    with pytest.raises(LookupError, match="carried"):
+        cache.window(days[6], 0, include_day=True, part=TABLE)
+
+
+def test_a_run_gives_the_same_results_with_and_without_carrying(
+    small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    carried = _backtest(load_ahead=True)
+    monkeypatch.setattr(BarCache, "_carry", lambda *_: None)
+    again = _backtest(load_ahead=True)
+    assert carried.keys() == again.keys()
+    for name, frame in carried.items():
+        assert_frame_equal(frame, again[name], check_exact=True)
+    assert carried["orders"].height > 0
