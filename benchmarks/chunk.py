@@ -3,8 +3,10 @@
 Builds a store of N symbols x ~4 months of 1m bars in a temporary folder, then
 times, on one chunk of sessions (the loader's lookback + `CHUNK_SESSIONS`), each
 stage of `BarCache._load` separately (each collected on its own), each session
-indicator alone, and the whole load as `BarCache` runs it; then two floors: the
-chunk's Parquet read alone and one plain 1m -> 5m ``group_by_dynamic`` from memory.
+indicator alone, and the whole load as `BarCache` runs it: the first chunk of a run,
+and the next one, which carries its lookback sessions over from the first; then two
+floors: the chunk's Parquet read alone and one plain 1m -> 5m ``group_by_dynamic``
+from memory.
 Prints seconds and base bars/s per stage (best of `--repeat`).
 """
 
@@ -68,6 +70,7 @@ def main() -> None:
                 derive_to=DERIVED,
                 assess=True,
                 session_specs=specs,
+                prefetch=False,  # no load in the background while the next one is timed
             )
 
         chunk = days.slice(0, spec.lookback + CHUNK_SESSIONS + 1)
@@ -116,10 +119,36 @@ def main() -> None:
             cache().window(chunk["session"][-1], 0, include_day=True, part=BARS)
 
         whole = best(args.repeat, load)[0]
+        carried = _next_chunk(cache, days["session"].to_list(), spec.lookback, args.repeat)
     print(f"chunk: {chunk.height} sessions, {n:,} 1m bars, {args.symbols} symbols")
     total = sum(s for _, s in rows)
     summed = [("sum of stages", total), ("BarCache._load (whole)", whole)]
     _table(n, [*rows, *alone, *summed, ("floors (what no stage can beat):", 0.0), *floors])
+    secs, sessions, new = carried
+    print(
+        f"the next chunk ({sessions} new sessions, {new:,} new 1m bars, the lookback carried): "
+        f"{secs:.3f} s, {new / secs:,.0f} new bars/s"
+    )
+
+
+def _next_chunk(
+    cache: Callable[[], BarCache], days: list[dt.date], lookback: int, repeat: int
+) -> tuple[float, int, int]:
+    """Time loading a run's second chunk, which carries its lookback from the first.
+
+    Return the best seconds, its new sessions and its new bars.
+    """
+    times, c = [], cache()
+    for _ in range(repeat):
+        c = cache()
+        c.window(days[lookback], lookback, include_day=False)  # the first chunk, not timed
+        after = days[c._loaded[1] + 1]
+        start = time.perf_counter()
+        c.window(after, 0, include_day=True, part=BARS)  # the next one
+        times.append(time.perf_counter() - start)
+    first, last = c._loaded
+    new = last - first - lookback + 1
+    return min(times), new, c.window(days[last], new, include_day=True).height
 
 
 def _table(n: int, rows: list[tuple[str, float]]) -> None:
