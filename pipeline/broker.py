@@ -7,7 +7,8 @@ one equity row is recorded. Orders placed at T (by a strategy, after ``on_bars``
 checked against the trading limits at once, using the last known close as the price
 and counting working orders as filled: a refused order is recorded with its reason,
 never dropped. A sell beyond the shares held without ``allow_short`` is not refused:
-its fill is cut to the shares held. The limit checks live in `pipeline._broker_limits`.
+its fill is cut to the shares held. The limit checks live in `pipeline._broker_limits`,
+the lots, round trips and positions in `pipeline._broker_book`.
 
 Fill rules, per order and bar (the first bar of its symbol revealed after the order):
 
@@ -46,7 +47,6 @@ Examples
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import datetime as dt
 import math
@@ -59,6 +59,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from pipeline._broker_book import Book
 from pipeline._broker_limits import Limits
 from pipeline._broker_models import (
     EPS,
@@ -106,7 +107,7 @@ __all__ = [
 ]
 
 
-class Broker(Limits):
+class Broker(Book, Limits):
     """Simulate a broker over bars: check and fill orders, keep cash, positions and trades.
 
     Parameters
@@ -167,21 +168,6 @@ class Broker(Limits):
                 held += qty[symbol] * close[symbol]
             self._equity_now = self._cash + held
         return self._equity_now
-
-    def position(self, symbol: str) -> float:
-        """Return the signed quantity held in `symbol` (0 when flat)."""
-        return self._qty.get(symbol, 0.0)
-
-    def avg_price(self, symbol: str) -> float | None:
-        """Return the average entry price of the open FIFO lots of `symbol` (None when flat)."""
-        lots = self._lots.get(symbol)
-        if not lots:
-            return None
-        return sum(lot.quantity * lot.price for lot in lots) / sum(lot.quantity for lot in lots)
-
-    def holdings(self) -> dict[str, float]:
-        """Return the signed quantity of every open position, by symbol."""
-        return {s: q for s, q in sorted(self._qty.items()) if q}
 
     def last_price(self, symbol: str) -> float | None:
         """Return the last close seen for `symbol` (None before its first bar)."""
@@ -380,25 +366,6 @@ class Broker(Limits):
             self._volume.update(zip(symbols, rows.volume[start:stop], strict=True))
         self._bars.update(symbols)
 
-    def end_session(self, ts: dt.datetime) -> None:
-        """Record every position marked at its last close at `ts`; working orders carry over."""
-        for symbol in sorted(self._lots):
-            qty = self.position(symbol)
-            price = self._close[symbol]
-            unrealised = sum((price - lot.price) * lot.quantity for lot in self._lots[symbol])
-            self._positions.append(
-                (
-                    self.run_id,
-                    symbol,
-                    ts,
-                    qty,
-                    self.avg_price(symbol),
-                    qty * price,
-                    self._realised.get(symbol, 0.0),
-                    unrealised,
-                )
-            )
-
     # --- results -------------------------------------------------------------------
 
     def orders(self) -> pl.DataFrame:
@@ -408,14 +375,6 @@ class Broker(Limits):
     def fills(self) -> pl.DataFrame:
         """Return every fill in the order it happened (`FILLS`)."""
         return frame(self._fills, FILLS)
-
-    def trades(self) -> pl.DataFrame:
-        """Return the closed round trips (FIFO lots), in the order they closed (`TRADES`)."""
-        return frame(self._trades, TRADES)
-
-    def positions(self) -> pl.DataFrame:
-        """Return the positions recorded by each `end_session` call (`POSITIONS`)."""
-        return frame(self._positions, POSITIONS)
 
     def equity(self) -> pl.DataFrame:
         """Return one row per `on_bars` call: cash, equity and drawdown (`EQUITY`)."""
@@ -554,62 +513,6 @@ class Broker(Limits):
                 fee,
                 slippage,
                 at_close,
-            )
-        )
-
-    def _book(self, symbol: str, signed: float, price: float, fee: float, ts: dt.datetime) -> None:
-        """Match a fill against the symbol's open lots (FIFO); open a lot with the rest."""
-        lots = self._lots.get(symbol)
-        if lots is None:
-            lots = self._lots[symbol] = deque()
-        fee_per_share = fee / abs(signed)
-        rest = signed
-        while abs(rest) > EPS and lots and lots[0].quantity * rest < 0:
-            lot = lots[0]
-            matched = min(abs(rest), abs(lot.quantity))
-            direction = math.copysign(1.0, lot.quantity)
-            self._close_trade(symbol, lot, matched, price=price, fee=fee_per_share, ts=ts)
-            lot.quantity -= direction * matched
-            rest += direction * matched
-            if abs(lot.quantity) <= EPS:
-                lots.popleft()
-        if abs(rest) > EPS:
-            lots.append(Lot(rest, price, ts, self._bars[symbol], fee_per_share))
-        qty = self._qty
-        before = qty.get(symbol)
-        if before is None:
-            self._rank[symbol] = len(qty)
-        now = qty[symbol] = sum([lot.quantity for lot in lots])
-        if bool(before) != bool(now):  # held or flat now: `_held` stays in `_qty`'s order
-            if now:
-                bisect.insort(self._held, symbol, key=self._rank.__getitem__)
-            else:
-                self._held.remove(symbol)
-
-    def _close_trade(
-        self, symbol: str, lot: Lot, qty: float, *, price: float, fee: float, ts: dt.datetime
-    ) -> None:
-        """Record the round trip of `qty` shares of `lot` closed at `price`."""
-        direction = math.copysign(1.0, lot.quantity)
-        fees = (lot.fee_per_share + fee) * qty
-        pnl = (price - lot.price) * qty * direction - fees
-        self._realised[symbol] = self._realised.get(symbol, 0.0) + pnl
-        bars = self._bars[symbol] - lot.bar
-        side = "long" if direction > 0 else "short"
-        self._trades.append(
-            (
-                self.run_id,
-                symbol,
-                lot.ts,
-                ts,
-                qty,
-                lot.price,
-                price,
-                pnl,
-                pnl / (lot.price * qty),
-                bars,
-                side,
-                fees,
             )
         )
 
