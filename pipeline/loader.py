@@ -3,7 +3,9 @@
 A run visits sessions in order and each needs the same trailing window of bars, so
 bars are loaded in chunks of consecutive sessions (plus the lookback the first one
 needs), annotated once (session, ts_close, available_at: `derive.annotate`), sorted
-by (session, symbol, ts), and sliced per session without copying.
+by (session, symbol, ts), and sliced per session without copying. A chunk's lookback
+sessions are the previous chunk's last ones: their parts are copied over from it, not
+read and computed again (`BarCache._carry`).
 
 While the run streams one chunk, the next one loads in a background thread (Polars
 releases the GIL while it computes, so the load overlaps the Python stream and
