@@ -23,8 +23,9 @@ def quality(
     Parameters
     ----------
     bars
-        Bars of one interval with at least ``symbol`` (String or Enum) and ``ts``.
-        Bars that fall on no slot (outside regular hours, off the grid) do not count.
+        Bars of one interval with at least ``symbol`` (String or Enum) and ``ts``, each
+        (symbol, ts) once, as the store holds them (a repeat would count twice). Bars
+        that fall on no slot (outside regular hours, off the grid) do not count.
     slots
         Expected bar opens (`schema.SLOTS`), as `pipeline.calendar.slots` returns.
     interval
@@ -62,8 +63,8 @@ def gaps(
     """Find the runs of consecutive missing slots, per symbol of `bars` and session of `slots`.
 
     Slots are adjacent when they follow each other in slot order within a session,
-    so a lunch break does not split a run; a run never crosses a session. `symbols`
-    as in `quality`.
+    so a lunch break does not split a run; a run never crosses a session. `bars` and
+    `symbols` as in `quality`.
 
     Returns
     -------
@@ -131,9 +132,9 @@ def _counts(
     it once. Symbols keep their dtype here (an Enum is cheaper to hash than a String).
     """
     grid = slots.select("session", "ts")
-    marks = bars.select("symbol", "ts").unique()
     present = (
-        marks.join(grid, on="ts", how="inner")
+        bars.select("symbol", "ts")
+        .join(grid, on="ts", how="inner")
         .group_by("symbol", "session")
         .agg(present=pl.len().cast(pl.UInt32))
     )
