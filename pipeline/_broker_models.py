@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +46,7 @@ class BrokerError(PipelineError):
 class PerShare:
     """Pay `rate` per share, at least `minimum` per fill."""
 
+    model: ClassVar[str] = "per_share"  # its name in a config
     rate: float
     minimum: float = 0.0
 
@@ -58,6 +59,7 @@ class PerShare:
 class Percent:
     """Pay `rate` (0.001 = 0.1%) of each fill's notional."""
 
+    model: ClassVar[str] = "percent"  # its name in a config
     rate: float
 
     def cost(self, quantity: float, price: float) -> float:
@@ -69,6 +71,7 @@ class Percent:
 class Fixed:
     """Pay `amount` per fill."""
 
+    model: ClassVar[str] = "fixed"  # its name in a config
     amount: float
 
     def cost(self, quantity: float, price: float) -> float:  # noqa: ARG002 (one signature)
@@ -79,6 +82,8 @@ class Fixed:
 @dataclass(frozen=True)
 class NoCommission:
     """Pay nothing."""
+
+    model: ClassVar[str] = "none"  # its name in a config
 
     def cost(self, quantity: float, price: float) -> float:  # noqa: ARG002 (one signature)
         """Return 0."""

@@ -32,7 +32,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -242,21 +242,36 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> RunConfig
         problems.append(Problem("", f"must hold a table of settings, found {found}"))
     if problems or config is None:
         raise ConfigError("; ".join(p.render(source) for p in problems))
-    if "broker" in data:  # checked here, not first when the run starts (or never, without one)
-        config.broker_config(source)
-    return config
+    # Checked here, not first when the run starts, and kept with its defaults filled in.
+    filled = _plain_broker(config.broker_config(source))
+    return replace(config, broker=rules.freeze(filled, "broker", problems))
 
 
 def canonical(config: RunConfig) -> dict[str, Any]:
     """Return the config as plain JSON-ready data: the form that `config_hash` hashes.
 
     Dates become ISO strings, tuples lists and mappings dicts with sorted keys; the
-    dates are the rolled session dates. `data_root` and `load_ahead` are left out: where
-    the store lives and when a chunk is loaded do not change what a run computes.
+    dates are the rolled session dates; every section has its defaults filled in (the
+    broker's too), but a strategy's parameters are as written: its class is not imported
+    here. `data_root` and `load_ahead` are left out: where the store lives and when a
+    chunk is loaded do not change what a run computes.
     """
     plain: dict[str, Any] = rules.plain(config)
     plain.pop("data_root", None)
     plain.pop("load_ahead", None)
+    plain["broker"] = _plain_broker(config.broker_config())  # as `parse_config` keeps it
+    return plain
+
+
+def _plain_broker(settings: BrokerConfig) -> dict[str, Any]:
+    """Return the ``[broker]`` table of `settings`: every default filled in.
+
+    So a default written out, an integer for a float (``cash = 10000``) or a key order
+    does not change the hash. The quality gate stays in ``quality``, where it is set.
+    """
+    plain: dict[str, Any] = rules.plain(settings)
+    plain.pop("min_quality")
+    plain["commission"] = {"model": settings.commission.model, **plain["commission"]}
     return plain
 
 

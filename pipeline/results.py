@@ -21,7 +21,7 @@ Examples
 >>> from pipeline.config import load_config
 >>> from pipeline.store import Store
 >>> run_id(load_config("configs/sample.toml"), Store("data"))  # doctest: +SKIP
-'6c0deb1099c90cc6-1f2e3d4c'
+'6fbfdd3935fac1d7-5bbd4a7f'
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def show_command(
 ) -> None:
     """Show the summary of run RUN_ID (its summary.json).
 
-    Example: pipeline runs show 6c0deb1099c90cc6-5bbd4a7f
+    Example: pipeline runs show 6fbfdd3935fac1d7-5bbd4a7f
     """
     from pipeline.results import read_run
 

@@ -117,6 +117,8 @@ def test_hash_is_the_same_in_fresh_processes_with_other_hash_seeds() -> None:
         (("quality", "emit_incomplete"), True),
         (("strategy", "params", "fast"), 11),
         (("broker", "cash"), 50_000),
+        (("broker", "commission"), {"model": "percent", "rate": 0.001}),
+        (("broker", "max_open_positions"), 3),
     ],
 )
 def test_changing_any_value_changes_the_hash(path: tuple[Any, ...], value: Any) -> None:
@@ -126,6 +128,23 @@ def test_changing_any_value_changes_the_hash(path: tuple[Any, ...], value: Any) 
         target = target[key]
     target[path[-1]] = value
     assert config_hash(parse_config(data)) != config_hash(load_config(SAMPLE))
+
+
+def test_a_broker_default_written_out_does_not_change_the_hash() -> None:
+    base = sample_data()
+    written = {**base["broker"], "fill": "next_open", "slippage_bps": 0, "on_cap": "keep"}
+    written |= {
+        "allow_short": False,
+        "max_buying_power": None,
+        "cash": float(base["broker"]["cash"]),
+    }
+    same = parse_config({**base, "broker": written})
+    assert config_hash(same) == config_hash(load_config(SAMPLE))
+    per_share = {"model": "per_share", "rate": 0.005}
+    short = parse_config({**base, "broker": {**base["broker"], "commission": per_share}})
+    full = {**base["broker"], "commission": {**per_share, "minimum": 0.0}}
+    assert config_hash(parse_config({**base, "broker": full})) == config_hash(short)
+    assert config_hash(short) != config_hash(load_config(SAMPLE))
 
 
 def test_data_root_is_kept_but_not_hashed() -> None:
