@@ -25,6 +25,8 @@ from pipeline.intervals import Interval
 
 T = TypeVar("T")
 
+#: The catalog tables the flow writes most, by name.
+HISTORY, SESSION, INDICATORS, QUALITY = "history_bars", "session_bars", "indicators", "quality"
 BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
 OPTIONAL_BAR_FIELDS = ("session", "ts_close", "available_at", "n_src", "complete")
 SORT = ["available_at", "symbol", "interval"]

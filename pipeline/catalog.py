@@ -7,6 +7,8 @@ advanced by `Catalog.reveal`, plus bars added by `append_bar`. Every write and e
 query holds one `threading.RLock`, so a reader in another thread sees a consistent
 snapshot. Outside code reads; only the pipeline's own stages write. Registration is
 lazy: a write marks its table dirty and the next query re-registers it (~1 ms).
+The per-symbol API (`get_bars`, `get_latest_quote`, `get_quality`, ...) lives in
+`pipeline._catalog_symbols`, a base class of `Catalog`.
 
 Examples
 --------
@@ -21,7 +23,6 @@ import contextlib
 import datetime as dt
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -29,27 +30,16 @@ import polars as pl
 
 from pipeline import _catalog_tables as _t
 from pipeline import schema
+from pipeline._catalog_symbols import Quote, SymbolAPI
+from pipeline._catalog_tables import HISTORY, INDICATORS, QUALITY, SESSION
 from pipeline.errors import ConfigError, DataNotFoundError, QueryError, closest
-from pipeline.intervals import Interval
 
-HISTORY, SESSION, INDICATORS, QUALITY = "history_bars", "session_bars", "indicators", "quality"
+__all__ = ["Catalog", "Quote", "check_session_order", "get_catalog", "reset_catalog"]
+
 _ARROW = pl.CompatLevel.newest()  # string_view: Polars strings leave without a copy
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
-    """A top-of-book quote; in backtests synthesised from the latest visible bar."""
-
-    symbol: str
-    ts: dt.datetime
-    bid: float
-    ask: float
-    bid_size: float
-    ask_size: float
-    source: str
-
-
-class Catalog:
+class Catalog(SymbolAPI):
     """The run's tables, one DuckDB connection over them, and the session cursor.
 
     Use `get_catalog()`; construct one directly only in tests.
@@ -328,75 +318,6 @@ class Catalog:
             for name in (HISTORY, QUALITY, "gaps", INDICATORS):
                 self._write(name, self._empty(name))
 
-    # -- per-symbol API ----------------------------------------------------------------
-
-    def get_bars(self, symbol: str, interval: str, n: int | None = None) -> pl.DataFrame:
-        """Return the visible bars of `symbol` and `interval` (history, then session) by ts.
-
-        Only the last `n` rows when `n` is given. O(rows of that symbol and interval).
-        """
-        key = (self._symbol(symbol), _t.interval_key(interval))
-        if n is not None and n < 0:
-            raise ValueError(f"n must be >= 0, got {n}.")
-        with self._lock:
-            self._flush()
-            history = _t.take(self._frame(HISTORY), self._history().rows(key))
-            session = self._session.bars(key)
-        bars = _t.by_ts([history, session])
-        return bars if n is None else bars.tail(n)
-
-    def get_latest_bar(self, symbol: str, interval: str) -> dict[str, Any] | None:
-        """Return the latest visible bar of `symbol` and `interval` as a dict, or None."""
-        bars = self.get_bars(symbol, interval, n=1)
-        return bars.row(0, named=True) if bars.height else None
-
-    def get_latest_quote(self, symbol: str) -> Quote:
-        """Return a synthetic quote: bid = ask = close of the latest visible bar, sizes 0.
-
-        The latest bar has the greatest ``available_at`` (the finest interval on ties);
-        the quote's ``ts`` is that ``available_at``. Raises `DataNotFoundError` when no
-        bar of `symbol` is visible yet: a quote never invents a price.
-        """
-        sym = self._symbol(symbol)
-        with self._lock:
-            self._flush()
-            intervals = self._history().intervals(sym) | self._session.intervals(sym)
-            rows = [r for iv in intervals if (r := self.get_latest_bar(sym, iv)) is not None]
-            clock = self._session.clock
-        if not rows:
-            raise DataNotFoundError(
-                f"No bar of {sym!r} is visible {f'at {clock}' if clock else 'yet'}: no quote. "
-                "Wait for its first bar or load history for it."
-            )
-        bar = max(rows, key=lambda r: (r["available_at"], -Interval.parse(r["interval"]).seconds))
-        price = float(bar["close"])
-        return Quote(sym, bar["available_at"], price, price, 0.0, 0.0, "bar")
-
-    def get_quality(
-        self, symbol: str, interval: str, session: dt.date | None = None
-    ) -> float | None:
-        """Return the quality (0-100) of `symbol` `interval` on `session` (latest if None).
-
-        Return None when there is no such row (or its ``expected`` was 0).
-        """
-        iv = _t.interval_key(interval)
-        rows = self.table(QUALITY).filter(symbol=self._symbol(symbol), interval=iv)
-        if session is not None:
-            rows = rows.filter(session=session)
-        return _t.last_value(rows, "quality", order="session")
-
-    def set_quality(
-        self, symbol: str, interval: str, session: dt.date, expected: int, present: int
-    ) -> None:
-        """Upsert the quality of `symbol` `interval` `session` (null quality if expected is 0)."""
-        row = _t.quality_row(
-            self._symbol(symbol), _t.interval_key(interval), session, expected, present
-        )
-        keys = ["symbol", "interval", "session"]
-        with self._lock:
-            table = _t.upsert(self._frame(QUALITY), self._conform(QUALITY, row), keys)
-            self._write("quality", table.sort(keys))
-
     def set_session_quality(self, frame: pl.DataFrame) -> None:
         """Replace the current session's quality rows (shown after the history's in `quality`)."""
         with self._lock:
@@ -414,46 +335,6 @@ class Catalog:
             self._quality_source = source
             self._quality_built = (-1, None)
             self._dirty.add(QUALITY)
-
-    def get_historical_indicator(
-        self, symbol: str, name: str, interval: str = "1d"
-    ) -> float | None:
-        """Return the latest value of indicator `name` visible at the clock, or None.
-
-        A session value revealed for it is the latest (an index lookup, O(log n));
-        otherwise the historical values are searched.
-        """
-        iv = _t.interval_key(interval)
-        with self._lock:
-            sym = self._symbol(symbol)
-            if self._session_ind.cursor:
-                found, value = self._session_ind.latest_value((sym, name, iv))
-                if found:
-                    return value
-            rows = self._frame(INDICATORS).filter(symbol=sym, name=name)
-            clock = self._session.clock
-        rows = rows.filter(interval=iv)
-        if clock is not None:
-            rows = rows.filter(pl.col("available_at") <= clock)
-        return _t.last_value(rows, "value", order="ts")
-
-    def set_historical_indicator(
-        self,
-        symbol: str,
-        name: str,
-        value: float | None,
-        *,
-        interval: str = "1d",
-        ts: dt.datetime,
-        available_at: dt.datetime,
-    ) -> None:
-        """Upsert one indicator value, keyed by (symbol, name, interval, ts)."""
-        values = [self._symbol(symbol), name, _t.interval_key(interval), ts, value, available_at]
-        row = pl.DataFrame([values], schema=schema.INDICATORS, orient="row")
-        keys = ["symbol", "name", "interval", "ts"]
-        with self._lock:
-            table = _t.upsert(self._frame(INDICATORS), self._conform(INDICATORS, row), keys)
-            self._write("indicators", table)
 
     # -- SQL ---------------------------------------------------------------------------
 
