@@ -28,14 +28,14 @@ DAYS = calendar.sessions("XNYS", dt.date(2024, 6, 25), dt.date(2024, 7, 10))  # 
 PARTS = (BARS, "5m", "15m", QUALITY, GAPS, TABLE, INDICATORS)
 
 
-def _cache(*, prefetch: bool, store: Store = STORE) -> BarCache:
+def _cache(*, prefetch: bool, store: Store = STORE, extended_hours: bool = False) -> BarCache:
     base = Interval.parse("1m")
     return BarCache(
         store,
         LoadSpec(base, base, CONFIG.symbols, 5),
         DAYS,
         "XNYS",
-        extended_hours=False,
+        extended_hours=extended_hours,
         emit_incomplete=False,
         symbol_type=schema.symbol_dtype(CONFIG.symbols),
         derive_to=(Interval.parse("5m"), Interval.parse("15m")),
@@ -167,8 +167,9 @@ def gappy_store(tmp_path: Path) -> Store:
     return store
 
 
+@pytest.mark.parametrize("extended", [False, True], ids=["regular", "extended"])
 def test_carried_sessions_equal_sessions_computed_again(
-    small_chunks: None, gappy_store: Store, monkeypatch: pytest.MonkeyPatch
+    small_chunks: None, gappy_store: Store, monkeypatch: pytest.MonkeyPatch, extended: bool
 ) -> None:
     carried: list[int] = []
     carry = BarCache._carry
@@ -179,10 +180,16 @@ def test_carried_sessions_equal_sessions_computed_again(
         return found
 
     monkeypatch.setattr(BarCache, "_carry", counted)
-    got = _windows(_cache(prefetch=False, store=gappy_store), DAYS["session"].to_list()[5:])
+    got = _windows(
+        _cache(prefetch=False, store=gappy_store, extended_hours=extended),
+        DAYS["session"].to_list()[5:],
+    )
     assert sum(carried) >= 10  # two chunks or more carried their 5-session lookback
     monkeypatch.setattr(BarCache, "_carry", lambda *_: None)
-    want = _windows(_cache(prefetch=False, store=gappy_store), DAYS["session"].to_list()[5:])
+    want = _windows(
+        _cache(prefetch=False, store=gappy_store, extended_hours=extended),
+        DAYS["session"].to_list()[5:],
+    )
     for a, b in zip(got, want, strict=True):
         assert_frame_equal(a, b, check_exact=True)
     quality = pl.concat(got[3::7])
