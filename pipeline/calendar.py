@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import functools
 import warnings
+import zoneinfo
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,6 +139,20 @@ def timezone(mic: str) -> str:
     'Europe/London'
     """
     return str(_calendar(mic).tz)
+
+
+def day_start(mic: str, day: dt.date) -> dt.datetime:
+    """Return the instant (UTC) the exchange-local date `day` begins: local midnight.
+
+    Every bar of that date, pre-market included, opens at or after it.
+
+    Examples
+    --------
+    >>> day_start("XNYS", dt.date(2024, 7, 1))
+    datetime.datetime(2024, 7, 1, 4, 0, tzinfo=datetime.timezone.utc)
+    """
+    local = dt.datetime.combine(day, dt.time(), zoneinfo.ZoneInfo(timezone(mic)))
+    return local.astimezone(dt.UTC)
 
 
 def slots(sessions: pl.LazyFrame | pl.DataFrame, interval: str | Interval) -> pl.LazyFrame:

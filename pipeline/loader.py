@@ -21,7 +21,6 @@ import logging
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
@@ -234,7 +233,7 @@ class BarCache:
                 k: pl.concat([carry.parts[k], self._conformed(k, v)]) for k, v in parts.items()
             }
         if self._specs is not None:
-            since = None if carry is None else self._midnight(new_days["session"][0])
+            since = None if carry is None else calendar.day_start(self._mic, new_days["session"][0])
             parts.update(self._session_parts(parts, since))
         log.debug("Loaded %d %s bars for %d sessions", bars.height, self.spec.interval, days.height)
         carried = 0 if carry is None else carry.sessions
@@ -242,11 +241,6 @@ class BarCache:
             k: self._by_session(k, v, days["session"], carried if k in _STREAMED else 0)
             for k, v in parts.items()
         }
-
-    def _midnight(self, day: dt.date) -> dt.datetime:
-        """Return the instant `day` starts at the exchange: its first bar is at or after it."""
-        local = dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(calendar.timezone(self._mic)))
-        return local.astimezone(dt.UTC)
 
     def _empty(self, part: str) -> pl.DataFrame:
         found = self._empties.get(part)

@@ -29,7 +29,6 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -88,8 +87,7 @@ class ScanSource:
 
 def visible(bars: pl.DataFrame, session: dt.date, mic: str) -> pl.DataFrame:
     """Return the rows of `bars` a scan for `session` may see (see the module docstring)."""
-    local = dt.datetime.combine(session, dt.time(), zoneinfo.ZoneInfo(calendar.timezone(mic)))
-    midnight = local.astimezone(dt.UTC)
+    midnight = calendar.day_start(mic, session)
     day = dt.datetime.combine(session, dt.time(), dt.UTC)
     keep = pl.lit(False)
     for name in bars.get_column("interval").unique().sort().to_list():
